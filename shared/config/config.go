@@ -94,3 +94,44 @@ func (r Redis) Validate() error {
 
 // RuntimeSettings lets shared/runtime find the runtime settings in any config that embeds Runtime.
 func (r *Runtime) RuntimeSettings() Runtime { return *r }
+
+// ValidateAll validates each part of a composite config and joins their errors; a config
+// struct that embeds several parts calls it from its own Validate.
+func ValidateAll(parts ...Validator) error {
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, p.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// Market chooses and configures the market-data provider.
+type Market struct {
+	Provider        string        `envconfig:"DATA_PROVIDER" default:"synthetic"`
+	CSVDir          string        `envconfig:"DATA_CSV_DIR"`
+	JQuantsAPIKey   string        `envconfig:"JQUANTS_API_KEY"`
+	JQuantsBaseURL  string        `envconfig:"JQUANTS_BASE_URL"`
+	YahooBaseURL    string        `envconfig:"YAHOO_BASE_URL"`
+	ProviderTimeout time.Duration `envconfig:"DATA_PROVIDER_TIMEOUT" default:"10s"`
+}
+
+// Validate checks the provider choice and that it has what it needs.
+func (m Market) Validate() error {
+	switch m.Provider {
+	case "synthetic", "yahoo":
+	case "csv":
+		if m.CSVDir == "" {
+			return errors.New("DATA_PROVIDER=csv needs DATA_CSV_DIR")
+		}
+	case "jquants":
+		if m.JQuantsAPIKey == "" {
+			return errors.New("DATA_PROVIDER=jquants needs JQUANTS_API_KEY")
+		}
+	default:
+		return fmt.Errorf("DATA_PROVIDER %q is not synthetic|yahoo|jquants|csv", m.Provider)
+	}
+	if m.ProviderTimeout <= 0 {
+		return errors.New("DATA_PROVIDER_TIMEOUT must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make run` and `make test`. The rest are named for
+# what they do. Go >= 1.26; redis-server for tests (.ci/run installs it).
+GO       ?= go
+BIN      ?= bin
+PKGS     := ./...
+FUZZTIME ?= 30s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run build test test-short lint bench fuzz manifests clean
+
+## run: the whole platform on this machine (gateway :8080, functions on demand, embedded Redis)
+run:
+	$(GO) run ./knative/cmd/platform -bin $(BIN)
+
+## build: every function binary and the gateway into bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./functions/... ./gateway/cmd/gateway
+
+## test: unit, integration and end-to-end tests (real redis-server, real HTTP), fuzz seeds included
+test:
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+## test-short: the quick subset (skips the slower end-to-end and real-data evaluations)
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## lint: formatting, vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## bench: Go benchmarks (results in bench.out; compare runs with benchstat)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.out
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## manifests: regenerate the Knative, Eventing and Istio YAML from the catalog
+manifests:
+	$(GO) run ./knative/cmd/manifests
+
+clean:
+	rm -rf $(BIN) bench.out

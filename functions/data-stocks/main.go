@@ -1,0 +1,47 @@
+// Command data-stocks serves GET /api/v1/data/stocks/{symbol}: OHLCV bars for one symbol,
+// with optional indicators, read through the Redis market-data cache.
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/day-trade/platform/shared/config"
+	"github.com/day-trade/platform/shared/market"
+	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/runtime"
+	"github.com/day-trade/platform/shared/store"
+)
+
+type cfg struct {
+	config.Runtime
+	config.Redis
+	config.Market
+}
+
+func (c cfg) Validate() error { return config.ValidateAll(c.Runtime, c.Redis, c.Market) }
+
+func main() { runtime.Main[cfg]("data-stocks", build) }
+
+func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+	rdb, err := store.Open(c.Redis.URL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	provider, err := market.New(c.Provider, market.Options{
+		CSVDir:         c.CSVDir,
+		JQuantsAPIKey:  c.JQuantsAPIKey,
+		YahooBaseURL:   c.YahooBaseURL,
+		JQuantsBaseURL: c.JQuantsBaseURL,
+		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
+	})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	cache := marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider)
+	return runtime.Function{
+		Handler: newServer(d.Log, cache),
+		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:    func(context.Context) error { return rdb.Close() },
+	}, nil
+}
