@@ -20,7 +20,9 @@ func NewTransport(dialAddr string) *http.Transport {
 	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	dial := d.DialContext
 	if dialAddr != "" {
-		dial = func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, dialAddr) }
+		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, dialAddr)
+		}
 	}
 	return &http.Transport{
 		DialContext:           dial,

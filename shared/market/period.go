@@ -118,13 +118,16 @@ var maxIntradayLookback = map[Interval]time.Duration{
 
 // CheckCombination rejects period/interval pairs the chart API cannot serve: intraday
 // intervals only reach back a limited time (1m: 7 days; 2m–90m: 60 days; 1h: 730 days).
-func CheckCombination(p Period, i Interval) error {
+func CheckCombination(p Period, i Interval) error { return checkCombination(p, i, time.Now()) }
+
+// checkCombination is CheckCombination for a query ending at end, so providers with an
+// injected clock give the same answer in tests.
+func checkCombination(p Period, i Interval, end time.Time) error {
 	lim, ok := maxIntradayLookback[i]
 	if !ok {
 		return nil
 	}
-	now := time.Now()
-	if now.Sub(p.Span(now)) > lim {
+	if end.Sub(p.Span(end)) > lim {
 		return fmt.Errorf("%w: interval %s reaches back at most %d days, period %s is longer", ErrUnsupported, i, int(lim.Hours()/24), p)
 	}
 	return nil
