@@ -328,6 +328,20 @@ func (p *Platform) Running(name string) bool {
 	return pr.cur != nil
 }
 
+// Pid returns the process id of the named function's running instance, or 0.
+func (p *Platform) Pid(name string) int {
+	pr, ok := p.procs[name]
+	if !ok {
+		return 0
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.cur == nil || pr.cur.cmd.Process == nil {
+		return 0
+	}
+	return pr.cur.cmd.Process.Pid
+}
+
 // ColdStarts returns the recent start durations (process start to live) of the named
 // function, oldest first.
 func (p *Platform) ColdStarts(name string) []time.Duration {
