@@ -69,6 +69,7 @@ type Function struct {
 	Secrets     []string          // env names read from Secrets, never inlined
 	KeyPrefix   string            // its Redis key space (ACL user in production)
 	Calls       []string          // services it calls directly (e.g. the ensemble)
+	Publishes   []string          // CloudEvent types it emits (a Trigger never feeds a function its own output)
 }
 
 // ImportPath is the Go import path of the function's main package.
@@ -97,40 +98,12 @@ var (
 // defaultScaling is what a scale-to-zero function gets unless it says otherwise.
 var defaultScaling = Scaling{MinScale: 0, MaxScale: 10, Concurrency: 100, Target: 80, IdleWindow: 60 * time.Second}
 
-// Catalog returns every function, sorted by name.
+// Catalog returns every function, sorted by name. Each domain keeps its entries in its own
+// file (catalog_<domain>.go) so that domains grow without touching each other.
 func Catalog() []Function {
-	fs := []Function{
-		{
-			Name:        "gateway",
-			Kind:        KindGateway,
-			Description: "API gateway: the one public entry under /api/v1",
-			Scaling:     Scaling{MinScale: 1, MaxScale: 10, Concurrency: 0, Target: 500, IdleWindow: 0},
-			Timeout:     60 * time.Second,
-			KeyPrefix:   "gw",
-		},
-		{
-			Name:        "data-stocks",
-			Kind:        KindFunction,
-			Description: "OHLCV bars for one symbol with optional indicators, cached in Redis",
-			Routes:      []Route{{Method: "GET", Path: "/api/v1/data/stocks/{symbol}", Roles: readers, Idempotent: true}},
-			Scaling:     defaultScaling,
-			Timeout:     30 * time.Second,
-			Env:         map[string]string{"DATA_PROVIDER": "synthetic"},
-			Secrets:     []string{"JQUANTS_API_KEY"},
-			KeyPrefix:   "data",
-		},
-		{
-			Name:        "data-cache",
-			Kind:        KindFunction,
-			Description: "Market-data cache statistics and invalidation",
-			Routes: []Route{
-				{Method: "GET", Path: "/api/v1/data/cache", Roles: readers, Idempotent: true},
-				{Method: "DELETE", Path: "/api/v1/data/cache", Roles: admins, Idempotent: true},
-			},
-			Scaling:   defaultScaling,
-			Timeout:   30 * time.Second,
-			KeyPrefix: "data",
-		},
+	var fs []Function
+	for _, part := range [][]Function{gatewayFunctions(), dataFunctions(), mlFunctions(), eventFunctions(), executionFunctions(), symbolFunctions(), notificationFunctions()} {
+		fs = append(fs, part...)
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	return fs

@@ -1,0 +1,5 @@
+package functions
+
+func mlFunctions() []Function {
+	return nil
+}

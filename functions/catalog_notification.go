@@ -1,0 +1,5 @@
+package functions
+
+func notificationFunctions() []Function {
+	return nil
+}
