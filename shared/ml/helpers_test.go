@@ -89,15 +89,6 @@ func fastEnsemble() EnsembleConfig {
 // probability about 6e-5 per test, while a real leak moves accuracy far beyond it.
 func chanceBound(n int) float64 { return 4 * math.Sqrt(0.25/float64(n)) }
 
-func majority(y []int) float64 {
-	var up float64
-	for _, v := range y {
-		up += float64(v)
-	}
-	r := up / float64(len(y))
-	return math.Max(r, 1-r)
-}
-
 func mustResult(tb testing.TB, r *Report, name string) Result {
 	tb.Helper()
 	res, ok := r.Result(name)
