@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/day-trade/platform/shared/config"
-	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
@@ -28,17 +26,10 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	provider, err := market.New(c.Provider, market.Options{
-		CSVDir:         c.CSVDir,
-		JQuantsAPIKey:  c.JQuantsAPIKey,
-		YahooBaseURL:   c.YahooBaseURL,
-		JQuantsBaseURL: c.JQuantsBaseURL,
-		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
-	})
+	cache, err := marketcache.Open(rdb, c.Market)
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	cache := marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider)
 	return runtime.Function{
 		Handler: newServer(d.Log, cache),
 		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},

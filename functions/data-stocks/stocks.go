@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -94,7 +92,7 @@ func handleStocks(log *slog.Logger, cache *marketcache.Cache) http.Handler {
 		}
 		entry, hit, err := cache.Bars(r.Context(), req.query)
 		if err != nil {
-			httpx.WriteError(w, r, log, providerError(err))
+			httpx.WriteError(w, r, log, marketcache.HTTPError(err))
 			return
 		}
 		resp := stocksResponse{
@@ -125,27 +123,4 @@ func handleStocks(log *slog.Logger, cache *marketcache.Cache) http.Handler {
 		}
 		_ = httpx.Encode(w, http.StatusOK, resp)
 	})
-}
-
-// providerError turns the market package's error kinds into the HTTP vocabulary.
-func providerError(err error) error {
-	var (
-		he *httpx.Error
-		ue *market.UnavailableError
-	)
-	switch {
-	case errors.As(err, &he):
-		return he
-	case errors.Is(err, market.ErrUnknownSymbol):
-		return httpx.Wrap(err, httpx.CodeNotFound, "unknown symbol")
-	case errors.Is(err, market.ErrUnsupported):
-		return httpx.Wrap(err, httpx.CodeInvalid, err.Error())
-	case errors.As(err, &ue) && ue.RetryAfter > 0:
-		return &httpx.Error{Code: httpx.CodeUnavailable, Message: "market data provider unavailable", RetryAfter: ue.RetryAfter, Err: err}
-	case errors.Is(err, market.ErrUnavailable):
-		return httpx.Wrap(err, httpx.CodeUpstream, "market data provider failed")
-	case errors.Is(err, context.DeadlineExceeded):
-		return httpx.Wrap(err, httpx.CodeTimeout, "market data provider timed out")
-	}
-	return err
 }
