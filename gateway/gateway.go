@@ -1,84 +1,332 @@
-// Package gateway is the platform's one public entry under /api/v1. It matches a request
-// against the route table (built from the function catalog), and proxies it to the function
-// by its Knative host name. The chain is a list of middleware in the order of
-// ARCHITECTURE.md §8, so later capabilities (authentication, rate limits, caching,
-// resilience) slot in at their place without touching the proxy.
+// Package gateway is the platform's one public entry under /api/v1. Each request passes the
+// chain of ARCHITECTURE.md §8, outside in: request id, access log, metrics and the SLA window
+// (plus the OTel server span, added by shared/runtime) → header limits and identity-header
+// stripping → CORS and security headers → route match → authentication (API key or JWT) →
+// authorisation (roles per route; deny by default) → rate limit and daily quota (Redis GCRA
+// with a bounded local fallback) → response cache (GET) → bulkhead → proxy to the function by
+// its Knative host, through a transport with timeout, retries for idempotent calls under a
+// budget, and a circuit breaker per upstream; the function receives a short-lived signed
+// identity token instead of the caller's credentials.
+//
+// The per-route steps run in one handler (route.ServeHTTP) with every policy resolved when the
+// gateway is built, so the hot path does no map lookups and few allocations.
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/day-trade/platform/functions"
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
+	"github.com/day-trade/platform/shared/resilience"
+	"github.com/day-trade/platform/shared/store"
 )
 
-// Route sends one method and path to one function.
+// Limit is a GCRA rate: Rate requests per Period with bursts of up to Burst.
+type Limit struct {
+	Rate   int
+	Burst  int
+	Period time.Duration
+}
+
+func (l Limit) zero() bool { return l.Rate <= 0 }
+
+// FailMode says what a route does while the rate limiter's Redis is unreachable.
+type FailMode string
+
+const (
+	// FailAuto is FailOpen for idempotent routes and FailClosed for the others.
+	FailAuto FailMode = ""
+	// FailOpen admits requests under a local limiter of Limit ÷ Replicas per gateway.
+	FailOpen FailMode = "open"
+	// FailClosed refuses with 503 and Retry-After.
+	FailClosed FailMode = "closed"
+)
+
+// Route sends one method and path to one function, with its policy.
 type Route struct {
 	Method     string
 	Path       string // chi pattern, served unchanged by the function
 	Function   string // the function's catalog name
 	Roles      []string
 	Idempotent bool
+	// CacheTTL caches successful GET answers per tenant and query; 0 disables.
+	CacheTTL time.Duration
+	// RateLimit overrides Config.RateLimit for this route.
+	RateLimit Limit
+	// OnLimiterDown chooses fail-open or fail-closed while Redis is unreachable.
+	OnLimiterDown FailMode
+	// DailyQuota caps a caller's requests to this route per UTC day; 0 = Config.DailyQuota.
+	DailyQuota int
 }
 
 // RoutesFromCatalog is the default route table: every HTTP route of every function.
 func RoutesFromCatalog(fs []functions.Function) []Route {
 	var rs []Route
 	for _, f := range fs {
+		if f.Kind == functions.KindGateway {
+			continue // the gateway's own routes are served here, not proxied
+		}
 		for _, r := range f.Routes {
-			rs = append(rs, Route{Method: r.Method, Path: r.Path, Function: f.Name, Roles: r.Roles, Idempotent: r.Idempotent})
+			rs = append(rs, Route{Method: r.Method, Path: r.Path, Function: f.Name, Roles: r.Roles,
+				Idempotent: r.Idempotent, CacheTTL: r.CacheTTL})
 		}
 	}
 	return rs
 }
 
-// Config is what the gateway needs to know about its surroundings.
+// Config is the gateway's policy. Zero values get the defaults noted.
 type Config struct {
-	// Namespace is the Knative namespace of the functions (hosts are <fn>.<ns>.svc.cluster.local).
+	// Namespace of the functions (hosts are <fn>.<ns>.svc.cluster.local).
 	Namespace string
-	// UpstreamTimeout bounds one upstream call, headers and body.
+	// UpstreamTimeout bounds one request to a function, retries included (default 30s).
 	UpstreamTimeout time.Duration
+
+	// RateLimit is every route's limit per caller unless the route sets one (default 100/s,
+	// burst 200). Replicas divides it for the local fallback limiter (default 1).
+	RateLimit Limit
+	Replicas  int
+	// DailyQuota caps a caller's requests per route per UTC day (0 = none).
+	DailyQuota int
+
+	// Retries: at most RetryAttempts tries of an idempotent call (default 3), backoff from
+	// RetryBase to RetryMax, retries capped at RetryBudget of requests (default 0.2).
+	RetryAttempts int
+	RetryBase     time.Duration
+	RetryMax      time.Duration
+	RetryBudget   float64
+	// Breaker configures each upstream's circuit breaker.
+	Breaker resilience.BreakerSettings
+	// MaxConcurrent caps in-flight requests per upstream (default 512; <0 unlimited).
+	MaxConcurrent int
+
+	// CacheMaxBody is the largest answer the response cache stores (default 1 MiB).
+	CacheMaxBody int
+
+	// MaxHeaderBytes bounds all request headers together (431; default 32 KiB).
+	MaxHeaderBytes int
+	// CORS origins allowed to call the API from a browser ("*" = any, without credentials).
+	CORSOrigins []string
+	// HSTS adds Strict-Transport-Security (set when TLS ends in front of the gateway).
+	HSTS bool
+
+	// SLAWindow is the rolling window of GET /api/v1/gateway/sla (default 5m).
+	SLAWindow time.Duration
 }
 
-// New returns the gateway's handler for routes.
-func New(cfg Config, log *slog.Logger, routes []Route, tr http.RoundTripper) http.Handler {
+func (c *Config) defaults() {
+	if c.UpstreamTimeout <= 0 {
+		c.UpstreamTimeout = 30 * time.Second
+	}
+	if c.RateLimit.zero() {
+		c.RateLimit = Limit{Rate: 100, Burst: 200, Period: time.Second}
+	}
+	if c.RateLimit.Period <= 0 {
+		c.RateLimit.Period = time.Second
+	}
+	if c.RateLimit.Burst <= 0 {
+		c.RateLimit.Burst = c.RateLimit.Rate
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.RetryAttempts <= 0 {
+		c.RetryAttempts = 3
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 25 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 500 * time.Millisecond
+	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = 0.2
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 512
+	}
+	if c.CacheMaxBody <= 0 {
+		c.CacheMaxBody = 1 << 20
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 32 << 10
+	}
+	if c.SLAWindow <= 0 {
+		c.SLAWindow = 5 * time.Minute
+	}
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Log       *slog.Logger
+	Transport http.RoundTripper // to the functions (wrap with otelhttp for client spans)
+	// Redis holds API keys, rate-limit cells, quotas and cached answers; required.
+	Redis redis.UniversalClient
+	// Keys authenticates API keys (default auth.NewKeyStore(Redis, gw keys)).
+	Keys *auth.KeyStore
+	// JWT, when set, accepts bearer JWTs.
+	JWT *auth.JWTVerifier
+	// Signer mints the identity token sent to functions; required.
+	Signer *auth.Signer
+	// Meter records the gateway's metrics (nil: not recorded).
+	Meter metric.MeterProvider
+}
+
+// Gateway is the handler.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	deps    Deps
+	router  chi.Router
+	metrics *metrics
+	sla     *slaBook
+	limiter *limiter
+	cache   *responseCache
+	ups     map[string]*upstream
+	sec     *security
+}
+
+// Keys is the gateway's Redis key space.
+var Keys = store.NewKeys("gw")
+
+// New builds the gateway for routes.
+func New(cfg Config, routes []Route, d Deps) (*Gateway, error) {
+	cfg.defaults()
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Redis == nil || d.Signer == nil || d.Transport == nil {
+		return nil, errors.New("gateway: Redis, Signer and Transport are required")
+	}
+	if d.Keys == nil {
+		d.Keys = auth.NewKeyStore(d.Redis, Keys)
+	}
+	g := &Gateway{cfg: cfg, log: d.Log, deps: d, ups: map[string]*upstream{}}
+	g.metrics = newMetrics(d.Meter, g)
+	g.sla = newSLABook(cfg.SLAWindow)
+	g.limiter = newLimiter(redis_rate.NewLimiter(d.Redis), d.Redis, cfg.Replicas, d.Log, g.metrics)
+	g.cache = newResponseCache(d.Redis, cfg.CacheMaxBody, d.Log)
+	g.sec = newSecurity(cfg)
+
 	r := chi.NewRouter()
-	r.Use(accessLog(log))
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-
-	proxies := map[string]http.Handler{}
-	for _, rt := range routes {
-		p, ok := proxies[rt.Function]
-		if !ok {
-			p = newProxy(log, host(rt.Function, cfg.Namespace), cfg.UpstreamTimeout, tr)
-			proxies[rt.Function] = p
+	seen := map[string]bool{}
+	for _, rt := range append(routes, g.ownRoutes()...) {
+		key := rt.Method + " " + rt.Path
+		if seen[key] {
+			return nil, fmt.Errorf("gateway: route %s declared twice", key)
 		}
-		r.Method(rt.Method, rt.Path, p)
+		seen[key] = true
+		h, err := g.newRoute(rt)
+		if err != nil {
+			return nil, err
+		}
+		r.Method(rt.Method, rt.Path, h)
 	}
-	return r
+	g.router = r
+	return g, nil
 }
 
-func host(function, ns string) string { return function + "." + ns + ".svc.cluster.local" }
+func (g *Gateway) upstreamFor(function string) *upstream {
+	u, ok := g.ups[function]
+	if !ok {
+		u = newUpstream(g, function)
+		g.ups[function] = u
+	}
+	return u
+}
 
-// accessLog writes one structured line per request, after it is answered.
-func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			m := httpsnoop.CaptureMetrics(next, w, r)
-			lv := slog.LevelInfo
-			if m.Code >= 500 {
-				lv = slog.LevelWarn
-			}
-			log.Log(r.Context(), lv, "access",
-				"method", r.Method, "path", r.URL.Path, "status", m.Code,
-				"bytes", m.Written, "ms", float64(m.Duration.Microseconds())/1000,
-				"request_id", httpx.RequestIDFromContext(r.Context()), "route", chi.RouteContext(r.Context()).RoutePattern())
-		})
+// ServeHTTP runs the outer chain, then the route's.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	if g.sec.admit(sw, r) {
+		g.router.ServeHTTP(sw, r)
+	}
+	d := time.Since(start)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	g.metrics.request(r.Context(), sw.route, sw.status, d)
+	if sw.route != nil {
+		g.sla.record(sw.route.sla, sw.status, d, start)
+	}
+	g.accessLog(r, sw, d)
+}
+
+func (g *Gateway) accessLog(r *http.Request, sw *statusWriter, d time.Duration) {
+	lv := slog.LevelInfo
+	if sw.status >= 500 {
+		lv = slog.LevelWarn
+	}
+	if !g.log.Enabled(r.Context(), lv) {
+		return
+	}
+	route, tenant := "", ""
+	if sw.route != nil {
+		route = sw.route.name
+	}
+	if sw.principal != nil {
+		tenant = sw.principal.Tenant
+	}
+	g.log.LogAttrs(r.Context(), lv, "access",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+		slog.Int64("bytes", sw.written), slog.Float64("ms", float64(d.Microseconds())/1000),
+		slog.String("request_id", httpx.RequestIDFromContext(r.Context())), slog.String("route", route),
+		slog.String("tenant", tenant), slog.String("cache", sw.cache))
+}
+
+// statusWriter records what the chain needs after the answer: status, size, matched route,
+// caller and cache outcome. Unwrap keeps Flush and Hijack reachable (http.ResponseController).
+type statusWriter struct {
+	http.ResponseWriter
+	status    int
+	written   int64
+	route     *route
+	principal *auth.Principal
+	cache     string
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush lets streamed answers through (ReverseProxy flushes via ResponseController too).
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
+
+func writerState(w http.ResponseWriter) *statusWriter {
+	sw, _ := w.(*statusWriter)
+	return sw
+}
+
+func rolesString(roles []string) string { return strings.Join(slices.Clone(roles), ",") }

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
+	"github.com/day-trade/platform/shared/resilience"
 )
 
 // NewTransport is the upstream transport: keep-alive pools sized for a busy gateway, and,
@@ -34,35 +38,193 @@ func NewTransport(dialAddr string) *http.Transport {
 	}
 }
 
-func newProxy(log *slog.Logger, host string, timeout time.Duration, tr http.RoundTripper) http.Handler {
-	p := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = host
-			pr.Out.Host = host
-			pr.SetXForwarded()
-		},
-		Transport:     tr,
-		FlushInterval: -1, // stream Server-Sent Events and chunked answers as they come
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			httpx.WriteError(w, r, log, upstreamError(host, err))
-		},
-	}
-	if timeout <= 0 {
-		return p
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
-		defer cancel()
-		p.ServeHTTP(w, r.WithContext(ctx))
-	})
+// upstream is one function as the gateway sees it: its proxy, breaker, bulkhead and budget.
+type upstream struct {
+	name     string
+	host     string
+	log      *slog.Logger
+	breaker  *resilience.Breaker
+	bulkhead *resilience.Bulkhead
+	budget   *resilience.Budget
+	backoff  resilience.Backoff
+	attempts int
+	base     http.RoundTripper
+	proxy    *httputil.ReverseProxy
+	timeout  time.Duration
 }
 
-// upstreamError classifies a failed upstream call: a deadline is a 504, a function that
-// cannot be reached is a 503 worth retrying soon, anything else a 502.
-func upstreamError(host string, err error) error {
+func newUpstream(g *Gateway, name string) *upstream {
+	cfg := g.cfg
+	u := &upstream{
+		name: name, host: name + "." + cfg.Namespace + ".svc.cluster.local", log: g.log,
+		bulkhead: resilience.NewBulkhead(cfg.MaxConcurrent),
+		budget:   resilience.NewBudget(cfg.RetryBudget, 5),
+		backoff:  resilience.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax},
+		attempts: cfg.RetryAttempts, base: g.deps.Transport, timeout: cfg.UpstreamTimeout,
+	}
+	bs := cfg.Breaker
+	userHook := bs.OnStateChange
+	bs.OnStateChange = func(n string, from, to resilience.State) {
+		lv := slog.LevelWarn
+		if to == resilience.StateClosed {
+			lv = slog.LevelInfo
+		}
+		g.log.Log(context.Background(), lv, "circuit breaker", "upstream", n, "from", from.String(), "to", to.String())
+		g.metrics.breakerChanged(n, to)
+		if userHook != nil {
+			userHook(n, from, to)
+		}
+	}
+	u.breaker = resilience.NewBreaker(name, bs)
+	u.proxy = &httputil.ReverseProxy{
+		Rewrite:        u.rewrite,
+		Transport:      u,
+		FlushInterval:  0, // ReverseProxy still flushes at once for text/event-stream and unknown-length (chunked) answers
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ErrorHandler:   u.errorHandler,
+		ModifyResponse: modifyResponse,
+	}
+	return u
+}
+
+// reqState carries what the proxy's hooks need from the route handler.
+type reqState struct {
+	route *route
+	token string
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	s, _ := ctx.Value(stateKey{}).(*reqState)
+	return s
+}
+
+func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = u.host
+	pr.Out.Host = u.host
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	// The caller's credentials stay at the gateway; the function gets the signed identity.
+	delete(h, "Authorization")
+	delete(h, "X-Api-Key")
+	delete(h, "Cookie")
+	if st := stateFrom(pr.In.Context()); st != nil {
+		h[auth.InternalTokenHeader] = []string{st.token}
+	}
+}
+
+// upstreamHeadersDropped are answer headers the gateway owns or that leak internals.
+var upstreamHeadersDropped = []string{"Server", "X-Powered-By", "X-Content-Type-Options", "X-Frame-Options",
+	"Referrer-Policy", "Content-Security-Policy", "Strict-Transport-Security", "Access-Control-Allow-Origin",
+	"Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", auth.InternalTokenHeader}
+
+func modifyResponse(resp *http.Response) error {
+	for _, k := range upstreamHeadersDropped {
+		delete(resp.Header, k)
+	}
+	return nil
+}
+
+// forward proxies r to the upstream, once the caller has been admitted.
+func (x *route) forward(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	u := x.up
+	if !u.bulkhead.TryAcquire() {
+		httpx.WriteError(w, r, nil, &httpx.Error{Code: httpx.CodeUnavailable, RetryAfter: time.Second,
+			Message: "upstream " + u.name + " is at its concurrency limit"})
+		return
+	}
+	defer u.bulkhead.Release()
+	tok, err := x.g.deps.Signer.Mint(p, u.name)
+	if err != nil {
+		httpx.WriteError(w, r, x.g.log, err)
+		return
+	}
+	if x.retryable(r) && r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+		// A retried call must send the same body again; the runtime caps its size.
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			httpx.WriteError(w, r, nil, &httpx.Error{Code: httpx.CodeTooLarge, Message: "request body too large", Err: err})
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), stateKey{}, &reqState{route: x, token: tok}), u.timeout)
+	defer cancel()
+	u.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// retryable: only idempotent routes, or calls the client made safe with an Idempotency-Key.
+func (x *route) retryable(r *http.Request) bool {
+	return x.Idempotent || r.Header.Get("Idempotency-Key") != ""
+}
+
+// errCircuitOpen is returned by RoundTrip instead of calling an upstream whose breaker is open.
+var errCircuitOpen = errors.New("circuit open")
+
+// RoundTrip is one call through the breaker, retried with backoff under the budget when the
+// route allows it and the failure is one a retry can fix (refused connection, 502/503/504).
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	st := stateFrom(ctx)
+	canRetry := st != nil && st.route.retryable(req) && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+	u.budget.Deposit()
+	for attempt := 0; ; attempt++ {
+		done, err := u.breaker.Allow()
+		if err != nil {
+			return nil, errCircuitOpen
+		}
+		resp, err := u.base.RoundTrip(req)
+		switch {
+		case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+			done(true) // the client left; not the upstream's fault
+		default:
+			done(err == nil && resp.StatusCode < 500)
+		}
+		if !canRetry || attempt+1 >= u.attempts || !worthRetry(resp, err) || ctx.Err() != nil || !u.budget.Withdraw() {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		if err := resilience.Sleep(ctx, u.backoff.Delay(attempt)); err != nil {
+			return nil, err
+		}
+		next := req.Clone(ctx)
+		if req.GetBody != nil {
+			if next.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		req = next
+	}
+}
+
+func worthRetry(resp *http.Response, err error) bool {
+	if err != nil {
+		return isDialError(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
+	}
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+func (u *upstream) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.WriteError(w, r, u.log, u.upstreamError(err))
+}
+
+// upstreamError classifies a failed upstream call: a deadline is a 504, an open breaker or a
+// function that cannot be reached is a 503 worth retrying soon, anything else a 502.
+func (u *upstream) upstreamError(err error) error {
+	host := u.host
 	switch {
+	case errors.Is(err, errCircuitOpen):
+		return &httpx.Error{Code: httpx.CodeUnavailable, Message: "upstream " + u.name + " is failing; circuit open", RetryAfter: u.breaker.OpenFor(), Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return httpx.Wrap(err, httpx.CodeTimeout, "upstream "+host+" timed out")
 	case errors.Is(err, context.Canceled):
@@ -76,4 +238,13 @@ func upstreamError(host string, err error) error {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// proxy serves an admitted request: from the cache when the route has one, else upstream.
+func (x *route) proxy(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if x.cacheTTL > 0 {
+		x.g.cache.serve(w, r, x, p)
+		return
+	}
+	x.forward(w, r, p)
 }

@@ -53,6 +53,7 @@ type env struct {
 	p     *local.Platform
 	redis *redistest.Server
 	http  *http.Client
+	key   string // the development API key the gateway creates in local mode
 }
 
 // startPlatform runs the whole catalog on free ports against its own redis-server.
@@ -76,7 +77,9 @@ func startPlatform(t *testing.T, idle time.Duration) env {
 	}
 	t.Cleanup(func() { cancel(); _ = p.Close() })
 	// The client's timeout only guards against a hang; no test asserts a duration.
-	return env{p: p, redis: rs, http: &http.Client{Timeout: 20 * time.Second}}
+	e := env{p: p, redis: rs, http: &http.Client{Timeout: 20 * time.Second}}
+	e.key = DevKey(t, e)
+	return e
 }
 
 type testWriter struct{ t *testing.T }
@@ -88,7 +91,9 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func (e env) get(t *testing.T, path string, v any) *http.Response {
 	t.Helper()
-	resp, err := e.http.Get(e.p.GatewayURL() + path)
+	req, _ := http.NewRequest("GET", e.p.GatewayURL()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -3,36 +3,175 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/day-trade/platform/functions"
 	"github.com/day-trade/platform/gateway"
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/config"
+	"github.com/day-trade/platform/shared/resilience"
 	"github.com/day-trade/platform/shared/runtime"
+	"github.com/day-trade/platform/shared/store"
 )
 
 type cfg struct {
 	config.Runtime
+	config.Redis
+	// PlatformMode is "local" under `make run`: a development key is created and printed.
+	PlatformMode string `envconfig:"PLATFORM_MODE"`
 	// UpstreamDialAddr sends every upstream connection to one address (the local platform's
 	// activator); empty in a cluster, where Knative hosts resolve through DNS.
 	UpstreamDialAddr string        `envconfig:"UPSTREAM_DIAL_ADDR"`
 	UpstreamTimeout  time.Duration `envconfig:"UPSTREAM_TIMEOUT" default:"30s"`
+
+	// InternalTokenKey is the base64 Ed25519 seed that signs identity tokens for functions
+	// (functions get the public half as INTERNAL_TOKEN_PUBLIC_KEY). Required outside local mode.
+	InternalTokenKey string `envconfig:"INTERNAL_TOKEN_KEY"`
+
+	JWTIssuer     string        `envconfig:"JWT_ISSUER"`
+	JWTAudience   []string      `envconfig:"JWT_AUDIENCE"`
+	JWTJWKSURL    string        `envconfig:"JWT_JWKS_URL"`
+	JWTDiscovery  bool          `envconfig:"JWT_OIDC_DISCOVERY"`
+	JWTAlgorithms []string      `envconfig:"JWT_ALGORITHMS" default:"RS256,ES256,EdDSA"`
+	JWTHS256Key   string        `envconfig:"JWT_HS256_SECRET"`
+	JWTLeeway     time.Duration `envconfig:"JWT_LEEWAY" default:"30s"`
+	JWKSRefresh   time.Duration `envconfig:"JWKS_REFRESH" default:"15m"`
+	JWKSCooldown  time.Duration `envconfig:"JWKS_COOLDOWN" default:"30s"`
+
+	APIKeyCacheTTL time.Duration `envconfig:"API_KEY_CACHE_TTL" default:"5s"`
+
+	RateLimit     int           `envconfig:"RATE_LIMIT" default:"100"`
+	RateBurst     int           `envconfig:"RATE_LIMIT_BURST" default:"200"`
+	RatePeriod    time.Duration `envconfig:"RATE_LIMIT_PERIOD" default:"1s"`
+	Replicas      int           `envconfig:"GATEWAY_REPLICAS" default:"1"`
+	DailyQuota    int           `envconfig:"DAILY_QUOTA" default:"0"`
+	RetryAttempts int           `envconfig:"RETRY_ATTEMPTS" default:"3"`
+	RetryBudget   float64       `envconfig:"RETRY_BUDGET" default:"0.2"`
+	BreakerMin    uint32        `envconfig:"BREAKER_MIN_REQUESTS" default:"20"`
+	BreakerRatio  float64       `envconfig:"BREAKER_FAILURE_RATIO" default:"0.5"`
+	BreakerOpen   time.Duration `envconfig:"BREAKER_OPEN_FOR" default:"5s"`
+	MaxConcurrent int           `envconfig:"MAX_CONCURRENT_PER_UPSTREAM" default:"512"`
+	CORSOrigins   []string      `envconfig:"CORS_ORIGINS"`
+	HSTS          bool          `envconfig:"HSTS"`
+	MaxHeader     int           `envconfig:"MAX_HEADER_BYTES" default:"32768"`
+	SLAWindow     time.Duration `envconfig:"SLA_WINDOW" default:"5m"`
 }
 
-func (c cfg) Validate() error { return c.Runtime.Validate() }
+func (c cfg) local() bool { return c.PlatformMode == "local" }
+
+func (c cfg) Validate() error {
+	var errs []error
+	if !c.local() && c.InternalTokenKey == "" {
+		errs = append(errs, errors.New("INTERNAL_TOKEN_KEY is required outside local mode"))
+	}
+	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.RatePeriod <= 0 || c.Replicas <= 0 {
+		errs = append(errs, errors.New("RATE_LIMIT, RATE_LIMIT_BURST, RATE_LIMIT_PERIOD and GATEWAY_REPLICAS must be positive"))
+	}
+	return errors.Join(config.ValidateAll(c.Runtime, c.Redis), errors.Join(errs...))
+}
 
 func main() { runtime.Main[cfg]("gateway", build) }
 
 func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+	rdb, err := store.Open(c.Redis.URL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	var signer *auth.Signer
+	if c.InternalTokenKey != "" {
+		key, err := auth.ParsePrivateKey(c.InternalTokenKey)
+		if err != nil {
+			return runtime.Function{}, err
+		}
+		signer = auth.NewSigner(key)
+	} else {
+		priv, pub := auth.GenerateInternalKey()
+		key, _ := auth.ParsePrivateKey(priv)
+		signer = auth.NewSigner(key)
+		d.Log.Warn("local mode without INTERNAL_TOKEN_KEY: identity tokens signed with a throw-away key", "public_key", pub)
+	}
+	keys := auth.NewKeyStore(rdb, gateway.Keys)
+	keys.CacheTTL = c.APIKeyCacheTTL
+	if c.local() {
+		keys.Env = "local"
+	}
+	var jwtv *auth.JWTVerifier
+	if c.JWTIssuer != "" || c.JWTJWKSURL != "" || c.JWTHS256Key != "" {
+		jwtv, err = auth.NewJWTVerifier(auth.JWTConfig{
+			Issuer: c.JWTIssuer, Audience: c.JWTAudience, Algorithms: c.JWTAlgorithms, HMACSecret: []byte(c.JWTHS256Key),
+			JWKSURL: c.JWTJWKSURL, Discovery: c.JWTDiscovery, Leeway: c.JWTLeeway, RefreshEvery: c.JWKSRefresh, Cooldown: c.JWKSCooldown,
+		})
+		if err != nil {
+			return runtime.Function{}, err
+		}
+		if err := jwtv.Refresh(ctx); err != nil {
+			d.Log.Warn("JWKS not loaded at start; will retry on demand", "err", err)
+		}
+	}
 	tr := otelhttp.NewTransport(gateway.NewTransport(c.UpstreamDialAddr),
 		otelhttp.WithTracerProvider(d.Telemetry.TracerProvider),
 		otelhttp.WithMeterProvider(d.Telemetry.MeterProvider),
 		otelhttp.WithPropagators(d.Telemetry.Propagator))
-	h := gateway.New(gateway.Config{
+	g, err := gateway.New(gateway.Config{
 		Namespace:       c.Namespace,
 		UpstreamTimeout: c.UpstreamTimeout,
-	}, d.Log, gateway.RoutesFromCatalog(functions.Catalog()), tr)
-	return runtime.Function{Handler: h}, nil
+		RateLimit:       gateway.Limit{Rate: c.RateLimit, Burst: c.RateBurst, Period: c.RatePeriod},
+		Replicas:        c.Replicas,
+		DailyQuota:      c.DailyQuota,
+		RetryAttempts:   c.RetryAttempts,
+		RetryBudget:     c.RetryBudget,
+		Breaker:         resilience.BreakerSettings{MinRequests: c.BreakerMin, FailureRatio: c.BreakerRatio, OpenFor: c.BreakerOpen},
+		MaxConcurrent:   c.MaxConcurrent,
+		CORSOrigins:     c.CORSOrigins,
+		HSTS:            c.HSTS,
+		MaxHeaderBytes:  c.MaxHeader,
+		SLAWindow:       c.SLAWindow,
+	}, gateway.RoutesFromCatalog(functions.Catalog()), gateway.Deps{
+		Log: d.Log, Transport: tr, Redis: rdb, Keys: keys, JWT: jwtv, Signer: signer, Meter: d.Telemetry.MeterProvider,
+	})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	if c.local() {
+		printDevKey(ctx, c, d, rdb, keys)
+	}
+	return runtime.Function{
+		Handler: g,
+		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:    func(context.Context) error { return rdb.Close() },
+	}, nil
+}
+
+// printDevKey prints the local development key and a curl line to stdout (the local platform
+// shows it prefixed "gateway | "). Never called outside local mode.
+func printDevKey(ctx context.Context, c *cfg, d runtime.Deps, rdb *redis.Client, keys *auth.KeyStore) {
+	var key string
+	var err error
+	for i := 0; i < 20; i++ { // Redis may still be starting with the platform
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		key, err = gateway.EnsureDevKey(sctx, rdb, keys)
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		d.Log.Warn("no development API key", "err", err)
+		return
+	}
+	host := c.BindAddr
+	if host == "" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + host + ":" + strconv.Itoa(c.Port)
+	fmt.Fprintf(os.Stdout, "API key: %s  (tenant %s, roles admin,trader; local mode only)\n", key, gateway.DevKeyTenant)
+	fmt.Fprintf(os.Stdout, "  curl -H 'Authorization: Bearer %s' '%s/api/v1/data/stocks/7203.T?period=1mo&interval=1d'\n", key, base)
 }

@@ -1,0 +1,34 @@
+// Command execution-orders serves GET /api/v1/execution/orders: the caller's paper orders,
+// newest first, projected from the tenant's order ledger.
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/day-trade/platform/shared/config"
+	"github.com/day-trade/platform/shared/ledger"
+	"github.com/day-trade/platform/shared/runtime"
+	"github.com/day-trade/platform/shared/store"
+)
+
+type cfg struct {
+	config.Runtime
+	config.Redis
+}
+
+func (c cfg) Validate() error { return config.ValidateAll(c.Runtime, c.Redis) }
+
+func main() { runtime.Main[cfg]("execution-orders", build) }
+
+func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+	rdb, err := store.Open(c.Redis.URL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	return runtime.Function{
+		Handler: newServer(d.Log, ledger.New(rdb, store.NewKeys("exec")), time.Now),
+		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:    func(context.Context) error { return rdb.Close() },
+	}, nil
+}

@@ -1,0 +1,141 @@
+// Command execution-trade serves POST /api/v1/execution/trade: paper orders (market and
+// limit, in lots of 100, on the TSE tick grid and inside the daily price band) checked
+// against the account's risk limits, filled against market-data bars, recorded in the
+// tenant's event-sourced ledger and published as com.daytrade.execution.order.filled. Every
+// request needs an Idempotency-Key; a retry never places a second order.
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/day-trade/platform/events"
+	"github.com/day-trade/platform/shared/config"
+	"github.com/day-trade/platform/shared/idempotency"
+	"github.com/day-trade/platform/shared/ledger"
+	"github.com/day-trade/platform/shared/market"
+	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/runtime"
+	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/symbols"
+	"github.com/day-trade/platform/shared/trading"
+)
+
+type cfg struct {
+	config.Runtime
+	config.Redis
+	config.Market
+	Paper
+	Sink      string `envconfig:"K_SINK"`
+	BrokerURL string `envconfig:"BROKER_URL"`
+}
+
+// Paper is the paper account's money, costs and risk limits, and the idempotency timing.
+type Paper struct {
+	InitialCash    decimal.Decimal `envconfig:"PAPER_INITIAL_CASH" default:"10000000"`
+	SlippageBps    decimal.Decimal `envconfig:"PAPER_SLIPPAGE_BPS" default:"5"`
+	FeeBps         decimal.Decimal `envconfig:"PAPER_FEE_BPS" default:"10"`
+	MaxPositionPct decimal.Decimal `envconfig:"RISK_MAX_POSITION_PCT" default:"20"`
+	MaxExposurePct decimal.Decimal `envconfig:"RISK_MAX_EXPOSURE_PCT" default:"100"`
+	DailyLossLimit decimal.Decimal `envconfig:"RISK_DAILY_LOSS_LIMIT" default:"500000"`
+	MaxOpenOrders  int             `envconfig:"RISK_MAX_OPEN_ORDERS" default:"10"`
+	// LockTTL is the function's timeout (30s in the catalog) plus a margin.
+	LockTTL   time.Duration `envconfig:"IDEMPOTENCY_LOCK_TTL" default:"40s"`
+	ResultTTL time.Duration `envconfig:"IDEMPOTENCY_RESULT_TTL" default:"24h"`
+}
+
+// Validate checks the paper settings.
+func (p Paper) Validate() error {
+	var errs []error
+	for name, v := range map[string]decimal.Decimal{
+		"PAPER_INITIAL_CASH": p.InitialCash, "PAPER_SLIPPAGE_BPS": p.SlippageBps, "PAPER_FEE_BPS": p.FeeBps,
+		"RISK_MAX_POSITION_PCT": p.MaxPositionPct, "RISK_MAX_EXPOSURE_PCT": p.MaxExposurePct, "RISK_DAILY_LOSS_LIMIT": p.DailyLossLimit,
+	} {
+		if v.IsNegative() {
+			errs = append(errs, errors.New(name+" must not be negative"))
+		}
+	}
+	if !p.InitialCash.IsPositive() {
+		errs = append(errs, errors.New("PAPER_INITIAL_CASH must be positive"))
+	}
+	if p.MaxOpenOrders < 0 || p.LockTTL <= 0 || p.ResultTTL < p.LockTTL {
+		errs = append(errs, errors.New("RISK_MAX_OPEN_ORDERS >= 0 and 0 < IDEMPOTENCY_LOCK_TTL <= IDEMPOTENCY_RESULT_TTL"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c cfg) Validate() error {
+	err := config.ValidateAll(c.Runtime, c.Redis, c.Market, c.Paper)
+	if t := c.sink(); t != "" {
+		if u, perr := url.Parse(t); perr != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			err = errors.Join(err, errors.New("K_SINK/BROKER_URL must be an http(s) URL"))
+		}
+	}
+	return err
+}
+
+func (c cfg) sink() string {
+	if c.Sink != "" {
+		return c.Sink
+	}
+	return c.BrokerURL
+}
+
+func main() { runtime.Main[cfg]("execution-trade", build) }
+
+func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+	rdb, err := store.Open(c.Redis.URL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	provider, err := market.New(c.Provider, market.Options{
+		CSVDir:         c.CSVDir,
+		JQuantsAPIKey:  c.JQuantsAPIKey,
+		YahooBaseURL:   c.YahooBaseURL,
+		JQuantsBaseURL: c.JQuantsBaseURL,
+		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
+	})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	keys := store.NewKeys("exec")
+	var pub Publisher
+	if t := c.sink(); t != "" {
+		p, err := events.NewPublisher(t)
+		if err != nil {
+			return runtime.Function{}, err
+		}
+		pub = p
+	} else {
+		d.Log.Info("no K_SINK or BROKER_URL: order.filled events are not published")
+	}
+	universe := symbols.Starter()
+	dp := deps{
+		log:    d.Log,
+		ledger: ledger.New(rdb, keys),
+		idem:   idempotency.NewStore(rdb, keys, idempotency.Options{LockTTL: c.LockTTL, ResultTTL: c.ResultTTL}),
+		quotes: barQuotes{cache: marketcache.New(rdb, keys, provider, c.Provider), now: time.Now},
+		settings: Settings{
+			InitialCash: c.InitialCash,
+			Limits: trading.Limits{
+				MaxPositionPct: c.MaxPositionPct, MaxExposurePct: c.MaxExposurePct,
+				DailyLossLimit: c.DailyLossLimit, MaxOpenOrders: c.MaxOpenOrders,
+			},
+			Costs:    trading.Costs{SlippageBps: c.SlippageBps, FeeBps: c.FeeBps},
+			Universe: trading.UniverseFunc(func(s string) bool { sym, ok := universe.Lookup(s); return ok && sym.TOPIX500 }),
+			MaxBody:  c.MaxBodyBytes,
+		},
+		now: time.Now,
+		pub: pub,
+	}
+	return runtime.Function{
+		Handler: newServer(dp),
+		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:    func(context.Context) error { return rdb.Close() },
+	}, nil
+}

@@ -1,0 +1,170 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/day-trade/platform/shared/auth"
+	"github.com/day-trade/platform/shared/httpx"
+)
+
+// route is one Route with its policy resolved and its collaborators attached.
+type route struct {
+	Route
+	g        *Gateway
+	name     string // "GET /api/v1/data/stocks/{symbol}"
+	id       string // short, Redis-safe form of name
+	limit    Limit
+	failOpen bool
+	quota    int
+	cacheTTL time.Duration
+	up       *upstream
+	sla      *slaRoute
+	attrs    routeAttrs
+	// precomputed rate-limit header values
+	policyHeader []string
+	limitHeader  []string
+	// serve handles the request once the caller is admitted (proxy, or the gateway's own API).
+	serve func(w http.ResponseWriter, r *http.Request, p *auth.Principal)
+}
+
+func (g *Gateway) newRoute(rt Route) (*route, error) {
+	x := &route{Route: rt, g: g, name: rt.Method + " " + rt.Path}
+	x.id = routeID(x.name)
+	x.limit = rt.RateLimit
+	if x.limit.zero() {
+		x.limit = g.cfg.RateLimit
+	}
+	if x.limit.Period <= 0 {
+		x.limit.Period = time.Second
+	}
+	if x.limit.Burst <= 0 {
+		x.limit.Burst = x.limit.Rate
+	}
+	switch rt.OnLimiterDown {
+	case FailOpen:
+		x.failOpen = true
+	case FailClosed:
+	default:
+		x.failOpen = rt.Idempotent
+	}
+	x.quota = rt.DailyQuota
+	if x.quota == 0 {
+		x.quota = g.cfg.DailyQuota
+	}
+	if rt.Method == http.MethodGet {
+		x.cacheTTL = rt.CacheTTL
+	}
+	x.sla = g.sla.route(x.name)
+	x.attrs = g.metrics.routeAttrs(x.name)
+	x.policyHeader = []string{`"default";q=` + strconv.Itoa(x.limit.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(x.limit.Period.Seconds())))}
+	x.limitHeader = []string{strconv.Itoa(x.limit.Rate)}
+	if rt.Function != "" {
+		x.up = g.upstreamFor(rt.Function)
+		x.serve = x.proxy
+	} else if x.serve = g.ownHandler(rt); x.serve == nil {
+		return nil, fmt.Errorf("gateway: route %s names no function", x.name)
+	}
+	return x, nil
+}
+
+// routeID turns a route's name into a Redis key part without spaces or braces.
+func routeID(name string) string {
+	return strings.NewReplacer(" ", "", "/", ".", "{", "", "}", "", ":", "").Replace(name)
+}
+
+func (x *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := writerState(w)
+	if sw != nil {
+		sw.route = x
+	}
+	p, err := x.g.authenticate(r)
+	if err != nil {
+		x.g.metrics.authFailure(r.Context(), err)
+		writeAuthError(w, r, err)
+		return
+	}
+	if sw != nil {
+		sw.principal = p
+	}
+	// Deny by default: a route that declares no roles admits nobody.
+	if !p.HasAnyRole(x.Roles) {
+		httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeForbidden, "this route needs one of the roles %s", strings.Join(x.Roles, ", ")))
+		return
+	}
+	if !x.g.limiter.admit(w, r, x, p) {
+		return
+	}
+	r = r.WithContext(auth.NewContextWithPrincipal(r.Context(), p))
+	x.serve(w, r, p)
+}
+
+// errRedisDown is an authentication that could not be decided because the key store is down.
+var errRedisDown = errors.New("key store unavailable")
+
+// authenticate reads the caller's credential: an API key in X-API-Key or Authorization:
+// Bearer (told apart from a JWT by its dt_ prefix), or a bearer JWT when JWT is configured.
+func (g *Gateway) authenticate(r *http.Request) (*auth.Principal, error) {
+	cred, isKey := credential(r.Header)
+	if cred == "" {
+		return nil, errNoCredential
+	}
+	ctx := r.Context()
+	if isKey {
+		p, err := g.deps.Keys.Authenticate(ctx, cred)
+		if errors.Is(err, auth.ErrUnavailable) {
+			return nil, errRedisDown
+		}
+		if err != nil {
+			return nil, errBadCredential
+		}
+		return &p, nil
+	}
+	if g.deps.JWT == nil {
+		return nil, errBadCredential
+	}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p, err := g.deps.JWT.Verify(vctx, cred)
+	if err != nil {
+		return nil, errBadCredential
+	}
+	return &p, nil
+}
+
+var (
+	errNoCredential  = errors.New("no credential")
+	errBadCredential = errors.New("invalid credential")
+)
+
+// credential returns the presented credential and whether it is an API key.
+func credential(h http.Header) (string, bool) {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k, true
+	}
+	a := h.Get("Authorization")
+	if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
+		return "", false
+	}
+	tok := strings.TrimSpace(a[7:])
+	return tok, auth.LooksLikeAPIKey(tok)
+}
+
+func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errRedisDown):
+		httpx.WriteError(w, r, nil, &httpx.Error{Code: httpx.CodeUnavailable, Message: "authentication is temporarily unavailable", RetryAfter: time.Second, Err: err})
+	case errors.Is(err, errNoCredential):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="day-trade"`)
+		httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeUnauthenticated, "an API key (X-API-Key or Authorization: Bearer) or a bearer token is required"))
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="day-trade", error="invalid_token"`)
+		httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeUnauthenticated, "the credential is invalid, expired or revoked"))
+	}
+}

@@ -1,0 +1,124 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/day-trade/platform/shared/idempotency"
+	"github.com/day-trade/platform/shared/trading"
+)
+
+// call sends one request straight to a function through the activator (by its Knative host
+// name), as the gateway would after authenticating the caller.
+func (e env) callFunction(t *testing.T, method, fn, path string, hdr map[string]string, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.p.ActivatorURL()+path, strings.NewReader(body))
+	req.Host = fn + ".day-trade.svc.cluster.local"
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess runs the real execution-trade
+// binary: a burst of identical requests places one order, the process is then killed, and
+// the retry (served by a new process after a cold start) replays the same answer.
+func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
+	e := startPlatform(t, time.Minute)
+	// A limit buy at the last close is valid at any hour: it fills in session, rests outside.
+	var s stocks
+	if code, _, b := e.callFunction(t, "GET", "data-stocks", "/api/v1/data/stocks/7203.T?period=5d&interval=1d", nil, ""); code != 200 || json.Unmarshal(b, &s) != nil || len(s.DataPoints) == 0 {
+		t.Fatalf("quote: %d %s", code, b)
+	}
+	px := trading.RoundToTick(decimal.NewFromFloat(s.DataPoints[len(s.DataPoints)-1].Close), true, trading.RoundDown)
+	body := fmt.Sprintf(`{"symbol":"7203.T","side":"buy","type":"limit","quantity":100,"limit_price":%q}`, px)
+	hdr := map[string]string{idempotency.Header: "e2e-1", trading.TenantHeader: "e2e"}
+
+	const n = 20
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		counts = map[string]int{}
+		first  []byte
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, h, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case code == 201 && h.Get(idempotency.ReplayedHeader) == "true":
+				counts["replayed"]++
+			case code == 201:
+				counts["created"]++
+				first = b
+			case code == 409:
+				counts["in flight"]++
+			default:
+				counts[fmt.Sprintf("%d %s", code, b)]++
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d identical requests: %v", n, counts)
+	if counts["created"] != 1 || counts["created"]+counts["replayed"]+counts["in flight"] != n {
+		t.Fatalf("burst: %v", counts)
+	}
+	var order struct {
+		ID     string `json:"order_id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(first, &order); err != nil || order.ID == "" {
+		t.Fatalf("order %s", first)
+	}
+
+	if err := e.p.Kill("execution-trade"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "execution-trade gone", func() bool { return !e.p.Running("execution-trade") })
+	code, h, again := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+	if code != 201 || h.Get(idempotency.ReplayedHeader) != "true" || !bytes.Equal(again, first) {
+		t.Fatalf("retry after the kill: %d %s\nfirst: %s", code, again, first)
+	}
+	if n := len(e.p.ColdStarts("execution-trade")); n < 2 {
+		t.Fatalf("%d cold starts of execution-trade, want a restart", n)
+	}
+
+	var orders struct {
+		Orders []struct {
+			ID string `json:"order_id"`
+		} `json:"orders"`
+	}
+	tenant := map[string]string{trading.TenantHeader: "e2e"}
+	if code, _, b := e.callFunction(t, "GET", "execution-orders", "/api/v1/execution/orders", tenant, ""); code != 200 || json.Unmarshal(b, &orders) != nil || len(orders.Orders) != 1 || orders.Orders[0].ID != order.ID {
+		t.Fatalf("orders: %d %s", code, b)
+	}
+	if code, _, b := e.callFunction(t, "GET", "execution-positions", "/api/v1/execution/positions", tenant, ""); code != 200 || !strings.Contains(string(b), `"tenant":"e2e"`) {
+		t.Fatalf("positions: %d %s", code, b)
+	}
+	// Bad input from the real binary: an odd lot is a 400 naming the rule.
+	bad := map[string]string{idempotency.Header: "e2e-bad", trading.TenantHeader: "e2e"}
+	if code, _, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", bad, `{"symbol":"7203.T","side":"buy","type":"market","quantity":150}`); code != 400 || !strings.Contains(string(b), `"rule":"lot_size"`) {
+		t.Fatalf("odd lot: %d %s", code, b)
+	}
+}
