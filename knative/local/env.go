@@ -13,7 +13,7 @@ import (
 // the local wiring, which always win.
 func (p *Platform) childEnv(fn functions.Function, port int) []string {
 	ns := p.opts.Namespace
-	return mergeEnv(p.opts.Env, fn.Env, []string{
+	wiring := []string{
 		"PORT=" + strconv.Itoa(port),
 		"BIND_ADDR=127.0.0.1",
 		"K_SERVICE=" + fn.Name,
@@ -25,7 +25,14 @@ func (p *Platform) childEnv(fn functions.Function, port int) []string {
 		// Where cluster-local Knative hosts are dialled: the gateway (and any function calling
 		// a service) sends the request here with Host set to Function.Host(ns).
 		"UPSTREAM_DIAL_ADDR=" + p.actAddr,
-	})
+	}
+	// Functions verify the identity token the gateway mints; only the gateway can sign.
+	if fn.Kind == functions.KindGateway {
+		wiring = append(wiring, "INTERNAL_TOKEN_KEY="+p.tokenKey)
+	} else {
+		wiring = append(wiring, "INTERNAL_TOKEN_PUBLIC_KEY="+p.tokenPub)
+	}
+	return mergeEnv(p.opts.Env, fn.Env, wiring)
 }
 
 // mergeEnv returns base with defaults added for missing keys and overrides applied, one

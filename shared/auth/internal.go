@@ -23,7 +23,7 @@ const InternalTokenHeader = "X-Dt-Identity"
 // IdentityHeaders are headers a client might use to claim an identity; the gateway removes
 // them all so that only its signed token speaks for the caller.
 var IdentityHeaders = []string{
-	InternalTokenHeader, "X-Tenant-Id", "X-User-Id", "X-User", "X-Roles", "X-Forwarded-User",
+	InternalTokenHeader, "X-Tenant", "X-Tenant-Id", "X-User-Id", "X-User", "X-Roles", "X-Forwarded-User",
 	"X-Forwarded-Email", "X-Auth-Request-User", "X-Authenticated-User", "X-Internal-Service", "X-Principal",
 }
 

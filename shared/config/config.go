@@ -44,6 +44,9 @@ type Runtime struct {
 	OTLPEndpoint    string        `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	// LambdaRuntimeAPI is set by AWS Lambda; when present the binary serves Lambda events.
 	LambdaRuntimeAPI string `envconfig:"AWS_LAMBDA_RUNTIME_API"`
+	// InternalTokenPublicKey verifies the identity tokens the gateway mints (Ed25519, base64);
+	// when set, every request's principal comes from that token and nothing else.
+	InternalTokenPublicKey string `envconfig:"INTERNAL_TOKEN_PUBLIC_KEY"`
 	// LambdaFunctionName is set by AWS Lambda and stands in for K_SERVICE there.
 	LambdaFunctionName string `envconfig:"AWS_LAMBDA_FUNCTION_NAME"`
 }

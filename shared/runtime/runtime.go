@@ -22,6 +22,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/telemetry"
@@ -112,6 +113,15 @@ func Run[C any, PC interface {
 	fn, err := build(ctx, cfg, Deps{Log: log, Telemetry: tel, Runtime: rt})
 	if err != nil {
 		return fmt.Errorf("build %s: %w", svc, err)
+	}
+	if rt.InternalTokenPublicKey != "" {
+		// Identity reaches a function only as a token the gateway signed for it (audience =
+		// this service); a bad token is a 401, a request without one has no principal.
+		pub, err := auth.ParsePublicKey(rt.InternalTokenPublicKey)
+		if err != nil {
+			return fmt.Errorf("INTERNAL_TOKEN_PUBLIC_KEY: %w", err)
+		}
+		fn.Handler = auth.Middleware(auth.NewVerifier(pub, svc))(fn.Handler)
 	}
 	if rt.LambdaRuntimeAPI != "" {
 		if fn.Lambda == nil {
