@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/day-trade/platform/shared/auth"
@@ -88,16 +86,7 @@ func (s *security) admit(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// writeHeadersTooLarge answers 431 as problem+json. httpx has no code for 431 (yet), so the
-// problem is built here with the same shape WriteError gives.
+// writeHeadersTooLarge answers 431 as problem+json.
 func writeHeadersTooLarge(w http.ResponseWriter, r *http.Request, limit int) {
-	p := httpx.Problem{
-		Type: "https://day-trade.dev/problems/headers_too_large", Title: http.StatusText(http.StatusRequestHeaderFieldsTooLarge),
-		Status: http.StatusRequestHeaderFieldsTooLarge, Detail: "request headers exceed " + strconv.Itoa(limit) + " bytes",
-		Instance: r.URL.Path, Code: "headers_too_large", RequestID: httpx.RequestIDFromContext(r.Context()),
-	}
-	w.Header().Set("Content-Type", httpx.ProblemContentType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeHeadersTooLarge, "request headers exceed %d bytes", limit))
 }

@@ -21,6 +21,7 @@ const (
 	CodeMethod          Code = "method_not_allowed"
 	CodeConflict        Code = "conflict"          // 409
 	CodeTooLarge        Code = "too_large"         // 413
+	CodeHeadersTooLarge Code = "headers_too_large" // 431
 	CodeUnsupported     Code = "unsupported_media" // 415
 	CodeUnprocessable   Code = "unprocessable"     // 422
 	CodeRateLimited     Code = "rate_limited"      // 429
@@ -38,6 +39,7 @@ var statusByCode = map[Code]int{
 	CodeMethod:          http.StatusMethodNotAllowed,
 	CodeConflict:        http.StatusConflict,
 	CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	CodeHeadersTooLarge: http.StatusRequestHeaderFieldsTooLarge,
 	CodeUnsupported:     http.StatusUnsupportedMediaType,
 	CodeUnprocessable:   http.StatusUnprocessableEntity,
 	CodeRateLimited:     http.StatusTooManyRequests,
