@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/day-trade/platform/functions"
+	"github.com/day-trade/platform/shared/auth"
 )
 
 // Options configure a local platform. The zero value runs the catalog from the working
@@ -66,6 +67,8 @@ type Options struct {
 	Log *slog.Logger
 	// Output receives the children's stdout and stderr, prefixed by name; nil means os.Stderr.
 	Output io.Writer
+	// Broker configures the local Broker and Triggers (see broker.go).
+	Broker BrokerOptions
 }
 
 const (
@@ -94,6 +97,9 @@ type Platform struct {
 	srv       *http.Server
 	actAddr   string
 	redis     *redisServer
+	// tokenKey and tokenPub are the internal identity-token key pair of this run.
+	tokenKey, tokenPub string
+	broker             *broker
 
 	lifeMu  sync.Mutex
 	closing bool
@@ -151,6 +157,8 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		procs: procs, names: names, gateway: gateway, gwPort: gwPort,
 		actAddr: ln.Addr().String(), redis: rds, done: make(chan struct{}),
 	}
+	// One identity-token key pair per run: the gateway signs, every function verifies.
+	p.tokenKey, p.tokenPub = auth.GenerateInternalKey()
 	p.activator = newActivator(p)
 	p.srv = &http.Server{
 		Handler:           p.activator,
@@ -165,6 +173,10 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		}
 	})
 	p.spawn(p.reapLoop)
+	if err := p.startBroker(); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
 
 	if err := p.startWarm(ctx); err != nil {
 		_ = p.Close()
@@ -427,6 +439,7 @@ func (p *Platform) Summary(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "  activator\t%s\troutes by Host: <name>.%s.svc.cluster.local\n", p.ActivatorURL(), p.opts.Namespace)
 	fmt.Fprintf(tw, "  redis\t%s\t%s\n", p.redis.url, p.redis.kind)
+	fmt.Fprintf(tw, "  broker\t%s\tBROKER_URL and K_SINK of every process\n", p.BrokerURL())
 	fmt.Fprintln(tw, "  functions")
 	for _, name := range p.names {
 		pr := p.procs[name]
