@@ -6,7 +6,7 @@ PKGS     := ./...
 FUZZTIME ?= 30s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test test-short lint bench fuzz manifests clean
+.PHONY: run build test test-short lint bench fuzz manifests lambda clean
 
 ## run: the whole platform on this machine (gateway :8080, functions on demand, embedded Redis)
 run:
@@ -46,6 +46,11 @@ fuzz:
 ## manifests: regenerate the Knative, Eventing and Istio YAML from the catalog
 manifests:
 	$(GO) run ./knative/cmd/manifests
+	$(GO) run ./lambda/cmd/template
+
+## lambda: Lambda zips (linux/arm64 bootstrap) into dist/lambda for lambda/template.yaml
+lambda:
+	$(GO) run ./lambda/cmd/package -out dist/lambda
 
 clean:
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) dist bench.out

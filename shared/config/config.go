@@ -47,6 +47,9 @@ type Runtime struct {
 	// InternalTokenPublicKey verifies the identity tokens the gateway mints (Ed25519, base64);
 	// when set, every request's principal comes from that token and nothing else.
 	InternalTokenPublicKey string `envconfig:"INTERNAL_TOKEN_PUBLIC_KEY"`
+	// LambdaEventPaths maps a CloudEvent type to the path its EventBridge events are posted to
+	// (default "/"); the SAM template sets it for subscriptions with another path.
+	LambdaEventPaths map[string]string `envconfig:"LAMBDA_EVENT_PATHS"`
 	// LambdaFunctionName is set by AWS Lambda and stands in for K_SERVICE there.
 	LambdaFunctionName string `envconfig:"AWS_LAMBDA_FUNCTION_NAME"`
 }

@@ -125,7 +125,7 @@ func Run[C any, PC interface {
 	}
 	if rt.LambdaRuntimeAPI != "" {
 		if fn.Lambda == nil {
-			return errors.New("AWS_LAMBDA_RUNTIME_API is set but this binary has no Lambda mode")
+			fn.Lambda = LambdaServer(LambdaOptions{EventPaths: rt.LambdaEventPaths, Log: log})
 		}
 		return fn.Lambda(ctx, NewHandler(rt, fn, tel, log, nil))
 	}
