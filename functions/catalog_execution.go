@@ -46,5 +46,41 @@ func executionFunctions() []Function {
 			Timeout:     10 * time.Second,
 			KeyPrefix:   "exec",
 		},
+		{
+			Name:        "execution-schedule",
+			Kind:        KindFunction,
+			Description: "Scheduled workflows: create (cron in JST or market_hours), list and cancel a tenant's schedules",
+			Routes: []Route{
+				{Method: "POST", Path: "/api/v1/execution/schedule", Roles: traders},
+				{Method: "GET", Path: "/api/v1/execution/schedule", Roles: readers, Idempotent: true},
+				{Method: "DELETE", Path: "/api/v1/execution/schedule/{id}", Roles: traders, Idempotent: true},
+			},
+			Scaling:   defaultScaling,
+			Timeout:   10 * time.Second,
+			Env:       map[string]string{"MAX_SCHEDULES_PER_TENANT": "50"},
+			KeyPrefix: "exec",
+		},
+		{
+			Name:        "execution-scheduler",
+			Kind:        KindFunction,
+			Description: "Starts due scheduled workflows on every execution tick, once per (schedule, due time), and runs them as sagas",
+			// The PingSource's dev.knative.sources.ping ticks reach it through a second Trigger
+			// the manifest generator adds for every subscriber of the tick type.
+			Events:  []Subscription{{Type: "com.daytrade.execution.tick"}},
+			Scaling: Scaling{MinScale: 0, MaxScale: 3, Concurrency: 10, Target: 8, IdleWindow: 5 * time.Minute},
+			// A tick executes the due runs before it is acknowledged: WORKFLOW_RUN_LEASE <
+			// EVENT_LEASE < this timeout.
+			Timeout: 6 * time.Minute,
+			Env: map[string]string{
+				"WORKFLOW_CALL_TIMEOUT":           "30s",
+				"WORKFLOW_RUN_LEASE":              "4m",
+				"EVENT_LEASE":                     "5m",
+				"SCHEDULER_CATCH_UP":              "15m",
+				"SCHEDULER_MAX_RUNS_PER_SCHEDULE": "5",
+				"SCHEDULER_CONCURRENCY":           "8",
+			},
+			KeyPrefix: "exec",
+			Calls:     []string{"symbols-select", "data-stocks", "ml-predict", "execution-trade", "notifications-send"},
+		},
 	}
 }

@@ -1,0 +1,96 @@
+// Command ml-predict serves POST /api/v1/ml/predict: the ensemble's call on the next daily
+// close of one symbol, from features the caller sends or from the symbol's recent bars
+// (read through the market-data cache). It records every directional call, scores it once
+// the outcome bar is final, and exports ml_prediction_accuracy and ml_prediction_latency.
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/day-trade/platform/functions/ensemble/inference"
+	"github.com/day-trade/platform/shared/config"
+	"github.com/day-trade/platform/shared/market"
+	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/ml/registry"
+	"github.com/day-trade/platform/shared/runtime"
+	"github.com/day-trade/platform/shared/store"
+)
+
+type cfg struct {
+	config.Runtime
+	config.Redis
+	config.Market
+	// EnsembleURL defaults to the ensemble's cluster-local Knative URL in this namespace.
+	EnsembleURL     string        `envconfig:"ENSEMBLE_URL"`
+	EnsembleTimeout time.Duration `envconfig:"ENSEMBLE_TIMEOUT" default:"2s"`
+	// UpstreamDialAddr sends every ensemble connection to one address (the local
+	// platform's activator), as the gateway does.
+	UpstreamDialAddr string `envconfig:"UPSTREAM_DIAL_ADDR"`
+	// History is how much daily history is read to compute the features (the slowest
+	// needs 55 bars).
+	History string `envconfig:"ML_HISTORY" default:"1y"`
+	// FlatBand turns a call whose probability is within this distance of 0.5 into "flat".
+	FlatBand float64 `envconfig:"ML_FLAT_BAND" default:"0"`
+	// AccuracyWindow is how many latest scored predictions ml_prediction_accuracy covers.
+	AccuracyWindow int `envconfig:"ML_ACCURACY_WINDOW" default:"500"`
+}
+
+func (c cfg) Validate() error {
+	var errs []error
+	if _, err := market.ParsePeriod(c.History); err != nil {
+		errs = append(errs, err)
+	}
+	if c.FlatBand < 0 || c.FlatBand >= 0.5 {
+		errs = append(errs, errors.New("ML_FLAT_BAND must be in [0, 0.5)"))
+	}
+	if c.EnsembleTimeout <= 0 || c.AccuracyWindow <= 0 {
+		errs = append(errs, errors.New("ENSEMBLE_TIMEOUT and ML_ACCURACY_WINDOW must be positive"))
+	}
+	return errors.Join(config.ValidateAll(c.Runtime, c.Redis, c.Market), errors.Join(errs...))
+}
+
+func main() { runtime.Main[cfg]("ml-predict", build) }
+
+func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+	rdb, err := store.Open(c.Redis.URL)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	provider, err := market.New(c.Provider, market.Options{
+		CSVDir:         c.CSVDir,
+		JQuantsAPIKey:  c.JQuantsAPIKey,
+		YahooBaseURL:   c.YahooBaseURL,
+		JQuantsBaseURL: c.JQuantsBaseURL,
+		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
+	})
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	url := c.EnsembleURL
+	if url == "" {
+		url = inference.ServiceURL(c.Namespace)
+	}
+	tracker := registry.NewTracker(rdb, store.NewKeys("ml"), c.AccuracyWindow)
+	m, err := newMetrics(d.Telemetry.MeterProvider, c.AccuracyWindow)
+	if err != nil {
+		return runtime.Function{}, err
+	}
+	m.refresh(ctx, tracker) // best effort: the gauge starts from what earlier instances scored
+	return runtime.Function{
+		Handler: newServer(server{
+			log:      d.Log,
+			bars:     marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider),
+			ensemble: inference.NewClient(url, inference.NewTransport(c.UpstreamDialAddr), c.EnsembleTimeout),
+			tracker:  tracker,
+			metrics:  m,
+			history:  market.Period(c.History),
+			flatBand: c.FlatBand,
+			now:      time.Now,
+		}),
+		Checks: map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:   func(context.Context) error { return rdb.Close() },
+	}, nil
+}
