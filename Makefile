@@ -4,9 +4,10 @@ GO       ?= go
 BIN      ?= bin
 PKGS     := ./...
 FUZZTIME ?= 30s
+DATA_DIR ?= shared/ml/testdata
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test test-short lint bench fuzz manifests lambda clean
+.PHONY: run build test test-short lint bench fuzz manifests lambda train eval clean
 
 ## run: the whole platform on this machine (gateway :8080, functions on demand, embedded Redis)
 run:
@@ -42,6 +43,14 @@ fuzz:
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## eval: walk-forward report (ensemble beside naive baselines) on the real TSE daily files
+eval:
+	$(GO) run ./shared/ml/cmd/train -eval -provider csv -csv-dir $(DATA_DIR)
+
+## train: train the ensemble on DATA_DIR; registers it when REDIS_URL is set, promotes with PROMOTE=1
+train:
+	$(GO) run ./shared/ml/cmd/train -provider csv -csv-dir $(DATA_DIR) -out $(BIN)/model.json -report $(BIN)/model-report.json $(if $(PROMOTE),-promote)
 
 ## manifests: regenerate the Knative, Eventing and Istio YAML from the catalog
 manifests:
