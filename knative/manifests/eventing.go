@@ -101,9 +101,10 @@ type Schedule struct {
 func DefaultSchedules() []Schedule {
 	return []Schedule{{
 		Name: "execution-tick",
-		// Every minute 09:00-15:59 JST on weekdays; the scheduler decides what is in session
-		// (TSE: 09:00-11:30, 12:30-15:30) and skips holidays.
-		Cron:     "* 9-15 * * 1-5",
+		// Every minute, every day: tenants' cron schedules fire outside market hours too;
+		// execution-scheduler decides what is due (market_hours schedules only in TSE
+		// sessions on business days).
+		Cron:     "* * * * *",
 		Timezone: "Asia/Tokyo",
 		Type:     "com.daytrade.execution.tick",
 		Data:     `{"schedule":"execution-tick"}`,
