@@ -105,8 +105,16 @@ func retriableStatus(code int) bool {
 // CodeRateLimited for a final 429, CodeUnavailable when the sink was unreachable or kept
 // answering 5xx after the retries.
 func (p *Publisher) Publish(ctx context.Context, typ, source, subject string, data any) (string, error) {
+	return p.PublishID(ctx, uuid.NewString(), typ, source, subject, data)
+}
+
+// PublishID is Publish with the event id chosen by the caller. A producer that may publish
+// the same fact twice (a worker that finished a job, crashed before it published, and runs
+// again) derives the id from the fact, e.g. "<job id>.completed", so that consumers dedup
+// the second copy on (source, id).
+func (p *Publisher) PublishID(ctx context.Context, id, typ, source, subject string, data any) (string, error) {
 	e := cloudevents.NewEvent()
-	e.SetID(uuid.NewString())
+	e.SetID(id)
 	e.SetType(typ)
 	e.SetSource(source)
 	e.SetTime(p.now().UTC())
@@ -129,16 +137,37 @@ func (p *Publisher) Publish(ctx context.Context, typ, source, subject string, da
 		defer span.End()
 	}
 	injectTrace(ctx, &e)
+	return e.ID(), p.send(ctx, e)
+}
 
+// Send sends a ready-made event as it is (its id, source, time and data kept), with
+// Publish's retries and trace context. The dead-letter sink replays parked events with it.
+func (p *Publisher) Send(ctx context.Context, e cloudevents.Event) error {
+	if err := e.Validate(); err != nil {
+		return httpx.Wrap(err, httpx.CodeInvalid, "invalid event: "+err.Error())
+	}
+	if p.tracer != nil {
+		var span trace.Span
+		ctx, span = p.tracer.Start(ctx, "publish "+e.Type(), trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(eventAttributes(e)...))
+		defer span.End()
+	}
+	if _, ok := extensions.GetDistributedTracingExtension(e); !ok {
+		injectTrace(ctx, &e)
+	}
+	return p.send(ctx, e)
+}
+
+func (p *Publisher) send(ctx context.Context, e cloudevents.Event) error {
 	ctx = cloudevents.WithEncodingBinary(ctx)
 	if p.retries > 0 {
 		ctx = cloudevents.ContextWithRetriesExponentialBackoff(ctx, p.period, p.retries)
 	}
 	res := p.client.Send(ctx, e)
 	if cloudevents.IsACK(res) {
-		return e.ID(), nil
+		return nil
 	}
-	return e.ID(), classifySendResult(res)
+	return classifySendResult(res)
 }
 
 func classifySendResult(res error) *httpx.Error {

@@ -18,7 +18,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/client"
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
@@ -55,15 +54,15 @@ type ReceiverOptions struct {
 // Receiver dispatches delivered CloudEvents to handlers by type, at most one successful run
 // per (source, id) while the dedup mark lives.
 type Receiver struct {
-	rdb     redis.UniversalClient
-	keys    store.Keys
-	opts    ReceiverOptions
-	log     *slog.Logger
-	tracer  trace.Tracer
-	handler http.Handler
+	rdb    redis.UniversalClient
+	keys   store.Keys
+	opts   ReceiverOptions
+	log    *slog.Logger
+	tracer trace.Tracer
 
 	mu       sync.RWMutex
 	handlers map[string]HandlerFunc
+	fallback HandlerFunc // for types without a handler; nil answers 400
 }
 
 // Dedup mark values. A mark is "processing <token>" while one worker holds the lease,
@@ -102,15 +101,6 @@ func NewReceiver(rdb redis.UniversalClient, keys store.Keys, opts ReceiverOption
 	if opts.TracerProvider != nil {
 		r.tracer = opts.TracerProvider.Tracer("github.com/day-trade/platform/events")
 	}
-	p, err := cehttp.New()
-	if err != nil {
-		return nil, fmt.Errorf("events: new protocol: %w", err)
-	}
-	h, err := client.NewHTTPReceiveHandler(context.Background(), p, r.receive)
-	if err != nil {
-		return nil, fmt.Errorf("events: new receive handler: %w", err)
-	}
-	r.handler = h
 	return r, nil
 }
 
@@ -121,15 +111,28 @@ func (r *Receiver) Handle(typ string, fn HandlerFunc) {
 	r.handlers[typ] = fn
 }
 
+// HandleDefault registers fn for every type without its own handler. A dead-letter sink
+// uses it: it receives whatever type failed elsewhere.
+func (r *Receiver) HandleDefault(fn HandlerFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = fn
+}
+
 // HTTPHandler returns the handler to mount on the function's router (usually POST /). It
 // accepts binary and structured mode.
 func (r *Receiver) HTTPHandler() http.Handler { return http.HandlerFunc(r.serveHTTP) }
 
-// serveHTTP parses the event once before handing the request to the SDK because the SDK
-// answers 500 for most malformed messages (bad attribute values, broken JSON), which a Broker
-// would retry forever; a malformed event is poison: 400. It also keeps non-POST requests away
-// from the SDK handler, which would otherwise park a goroutine per request waiting for a
-// message that never comes.
+// serveHTTP reads the event with the SDK's binding (binary and structured mode) and calls
+// receive itself rather than through the SDK's client.NewHTTPReceiveHandler, for two reasons:
+//
+//   - That handler answers 500 for most malformed messages (bad attribute values, broken
+//     JSON), which a Broker would retry forever; a malformed event is poison: 400.
+//   - It hands each request to a goroutine that takes the next message from a channel
+//     shared by all requests (sdk-go v2.16 client/http_receiver.go). When a caller gives up
+//     (its context ends) before its goroutine takes a message, the message is left for the
+//     next request's goroutine, and that request then hangs until yet another one arrives:
+//     under a Broker that times out slow deliveries, the function stalls.
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -146,36 +149,54 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
 		return
 	}
-	if err := parseable(req.Context(), req.Header, body); err != nil {
+	e, err := parse(req.Context(), req.Header, body)
+	if err != nil {
 		r.log.WarnContext(req.Context(), "malformed cloudevent", "err", err,
 			"ce_id", req.Header.Get("Ce-Id"), "ce_type", req.Header.Get("Ce-Type"), "ce_source", req.Header.Get("Ce-Source"))
 		http.Error(w, "malformed CloudEvent: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	r.handler.ServeHTTP(w, req)
+	res := r.receive(req.Context(), *e)
+	status, msg := http.StatusOK, ""
+	var hr *cehttp.Result
+	if cloudevents.ResultAs(res, &hr) {
+		status = hr.StatusCode
+		msg = fmt.Sprintf(hr.Format, hr.Args...)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg)
 }
 
-// parseable reports why header and body do not make a valid CloudEvent, nil if they do.
-func parseable(ctx context.Context, header http.Header, body []byte) (err error) {
+// parse reads a CloudEvent from header and body and validates it; a message the SDK panics
+// on is malformed.
+func parse(ctx context.Context, header http.Header, body []byte) (e *cloudevents.Event, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("cannot parse: %v", p)
+			e, err = nil, fmt.Errorf("cannot parse: %v", p)
 		}
 	}()
 	m := cehttp.NewMessage(header.Clone(), io.NopCloser(bytes.NewReader(body)))
-	e, err := binding.ToEvent(ctx, m)
-	if err != nil {
-		return err
+	if e, err = binding.ToEvent(ctx, m); err != nil {
+		return nil, err
 	}
-	return e.Validate()
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
-// receive runs in the SDK's invoker; its result becomes the HTTP status.
+// receive processes one event; its result becomes the HTTP status.
 func (r *Receiver) receive(ctx context.Context, e cloudevents.Event) protocol.Result {
 	log := r.log.With("ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
 	r.mu.RLock()
 	fn := r.handlers[e.Type()]
+	if fn == nil {
+		fn = r.fallback
+	}
 	r.mu.RUnlock()
 	if fn == nil {
 		log.WarnContext(ctx, "no handler for event type")
