@@ -40,9 +40,8 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time   { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) set(s string)     { c.mu.Lock(); defer c.mu.Unlock(); c.t = jst(s) }
-func (c *clock) setT(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(s string)   { c.mu.Lock(); defer c.mu.Unlock(); c.t = jst(s) }
 
 // fakes plays the other functions behind a fake activator that routes by Host, as the local
 // platform's does: real HTTP through gateway.NewTransport.
@@ -54,7 +53,6 @@ type fakes struct {
 	sells   int
 	absent  map[string]bool                  // functions not deployed
 	fail    map[string]int                   // function → status to answer
-	blockIn map[string]chan struct{}         // function → closed when a call arrives
 	block   func(fn string, r *http.Request) // optional hook, may block
 }
 

@@ -109,7 +109,7 @@ func TestRecommendWithoutEnsembleIs503NotAGuess(t *testing.T) {
 	down.Close() // connection refused
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "7")
-		http.Error(w, "overloaded", 503)
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	}))
 	defer failing.Close()
 	for name, tc := range map[string]struct{ url, retry string }{

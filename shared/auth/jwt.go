@@ -459,10 +459,10 @@ func parseJWK(raw []byte) (kid string, k jwk, err error) {
 }
 
 func ecdsaFromPoint(curve elliptic.Curve, pt []byte) (*ecdsa.PublicKey, error) {
-	//nolint:staticcheck // Unmarshal checks the point is on the curve, which is what we need.
-	x, y := elliptic.Unmarshal(curve, pt)
-	if x == nil {
+	// ParseUncompressedPublicKey checks the point is on the curve.
+	k, err := ecdsa.ParseUncompressedPublicKey(curve, pt)
+	if err != nil {
 		return nil, errors.New("EC point not on curve")
 	}
-	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+	return k, nil
 }

@@ -65,8 +65,12 @@ func (p *idp) addRSA(kid string, k *rsa.PublicKey) {
 func (p *idp) addEC(kid string, k *ecdsa.PublicKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	pt, err := k.Bytes() // 0x04 || X || Y, 32 bytes each on P-256
+	if err != nil {
+		panic(err)
+	}
 	p.keys = append(p.keys, map[string]string{"kty": "EC", "kid": kid, "crv": "P-256",
-		"x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))})
+		"x": b64(pt[1:33]), "y": b64(pt[33:65])})
 }
 
 var (

@@ -120,7 +120,7 @@ func TestWebhookFailingTwiceThenSucceedingGetsTheMessageOnceSigned(t *testing.T)
 
 func TestChannelsRetryIndependently(t *testing.T) {
 	st := newStore(t)
-	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "gone", 410) }))
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "gone", http.StatusGone) }))
 	defer dead.Close()
 	down := &flaky{failures: 1000}
 	downSrv := httptest.NewServer(down)

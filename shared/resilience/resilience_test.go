@@ -76,7 +76,8 @@ func TestBreakerTripsOnFailureRateAfterMinimum(t *testing.T) {
 
 func TestBulkhead(t *testing.T) {
 	b := NewBulkhead(2)
-	if !b.TryAcquire() || !b.TryAcquire() || b.TryAcquire() {
+	first, second, third := b.TryAcquire(), b.TryAcquire(), b.TryAcquire()
+	if !first || !second || third {
 		t.Fatal("bulkhead of 2 admitted a wrong number")
 	}
 	b.Release()
