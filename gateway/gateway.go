@@ -18,7 +18,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -69,6 +70,12 @@ type Route struct {
 	OnLimiterDown FailMode
 	// DailyQuota caps a caller's requests to this route per UTC day; 0 = Config.DailyQuota.
 	DailyQuota int
+	// Timeout, when set, bounds the route below Config.UpstreamTimeout.
+	Timeout time.Duration
+	// Transform rewrites the path and edits headers on the way up and down (routes file).
+	Transform *Transform
+	// Composite makes this an aggregation route (Function empty); see aggregate.go.
+	Composite *Composite
 }
 
 // RoutesFromCatalog is the default route table: every HTTP route of every function.
@@ -188,7 +195,8 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	deps    Deps
-	router  chi.Router
+	router  atomic.Pointer[chi.Mux] // swapped whole by Reload; in-flight requests keep the old one
+	reload  sync.Mutex
 	metrics *metrics
 	sla     *slaBook
 	limiter *limiter
@@ -219,24 +227,41 @@ func New(cfg Config, routes []Route, d Deps) (*Gateway, error) {
 	g.cache = newResponseCache(d.Redis, cfg.CacheMaxBody, d.Log)
 	g.sec = newSecurity(cfg)
 
+	r, err := g.buildRouter(routes)
+	if err != nil {
+		return nil, err
+	}
+	g.router.Store(r)
+	return g, nil
+}
+
+// buildRouter builds the route table: routes plus the gateway's own API.
+func (g *Gateway) buildRouter(routes []Route) (*chi.Mux, error) {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
 	seen := map[string]bool{}
-	for _, rt := range append(routes, g.ownRoutes()...) {
+	for _, rt := range append(slices.Clone(routes), g.ownRoutes()...) {
 		key := rt.Method + " " + rt.Path
 		if seen[key] {
 			return nil, fmt.Errorf("gateway: route %s declared twice", key)
 		}
 		seen[key] = true
-		h, err := g.newRoute(rt)
+		h, err := g.buildRoute(rt)
 		if err != nil {
 			return nil, err
 		}
 		r.Method(rt.Method, rt.Path, h)
 	}
-	g.router = r
-	return g, nil
+	if seen[http.MethodGet+" "+PathOpenAPI] {
+		return nil, fmt.Errorf("gateway: route GET %s is the gateway's", PathOpenAPI)
+	}
+	doc, err := OpenAPIDocument(routes)
+	if err != nil {
+		return nil, err
+	}
+	r.Method(http.MethodGet, PathOpenAPI, openAPIHandler(doc)) // public: see PathOpenAPI
+	return r, nil
 }
 
 func (g *Gateway) upstreamFor(function string) *upstream {
@@ -253,7 +278,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	if g.sec.admit(sw, r) {
-		g.router.ServeHTTP(sw, r)
+		g.router.Load().ServeHTTP(sw, r)
 	}
 	d := time.Since(start)
 	if sw.status == 0 {
@@ -281,11 +306,15 @@ func (g *Gateway) accessLog(r *http.Request, sw *statusWriter, d time.Duration) 
 	if sw.principal != nil {
 		tenant = sw.principal.Tenant
 	}
-	g.log.LogAttrs(r.Context(), lv, "access",
+	// Built here rather than with LogAttrs, which spends a runtime.Callers per line on a
+	// source location this log never prints.
+	rec := slog.NewRecord(time.Now(), lv, "access", 0)
+	rec.AddAttrs(
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
 		slog.Int64("bytes", sw.written), slog.Float64("ms", float64(d.Microseconds())/1000),
 		slog.String("request_id", httpx.RequestIDFromContext(r.Context())), slog.String("route", route),
 		slog.String("tenant", tenant), slog.String("cache", sw.cache))
+	_ = g.log.Handler().Handle(r.Context(), rec)
 }
 
 // statusWriter records what the chain needs after the answer: status, size, matched route,
@@ -328,5 +357,3 @@ func writerState(w http.ResponseWriter) *statusWriter {
 	sw, _ := w.(*statusWriter)
 	return sw
 }
-
-func rolesString(roles []string) string { return strings.Join(slices.Clone(roles), ",") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -16,43 +17,86 @@ import (
 	"github.com/day-trade/platform/shared/resilience"
 )
 
-// metrics are the gateway's own instruments (the runtime's otelhttp adds server and client
-// request metrics). Attribute sets are built once per route so that recording allocates little.
+// metrics are the gateway's own instruments (the runtime's otelhttp adds server request
+// metrics). Per-request counts are kept in atomics per route and read by observable counters
+// when metrics are collected, so counting costs an atomic add, not an SDK call with an
+// attribute lookup; only the latency histograms are recorded per request, with attribute
+// sets built once per route and upstream.
 type metrics struct {
-	requests  metric.Int64Counter
 	latency   metric.Float64Histogram
-	decisions metric.Int64Counter
-	cache     metric.Int64Counter
+	upstream  metric.Float64Histogram
 	authFails metric.Int64Counter
 	degraded  atomic.Int64
 
 	mu       sync.Mutex
 	breakers map[string]resilience.State
+	routes   map[string]*routeCounters // by route name: a reload keeps a route's counts
 
 	unmatched routeAttrs
 	authAttrs [3]metric.AddOption
 }
 
+// routeCounters are one route's monotonic counts and their attribute sets.
+type routeCounters struct {
+	byClass       [6]atomic.Int64 // 0: other, 1..5: 1xx..5xx
+	decisions     [numDecisions]atomic.Int64
+	cache         [numCacheResults]atomic.Int64
+	classAttrs    [6]metric.ObserveOption
+	decisionAttrs [numDecisions]metric.ObserveOption
+	cacheAttrs    [numCacheResults]metric.ObserveOption
+}
+
 type routeAttrs struct {
-	byClass   [6]metric.AddOption // 0: other, 1..5: 1xx..5xx
-	latency   metric.RecordOption
-	decisions [numDecisions]metric.AddOption
-	cache     [numCacheResults]metric.AddOption
+	c       *routeCounters
+	latency []metric.RecordOption // a slice, so that Record's variadic call does not allocate
 }
 
 func newMetrics(mp metric.MeterProvider, g *Gateway) *metrics {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	m := &metrics{breakers: map[string]resilience.State{}}
+	m := &metrics{breakers: map[string]resilience.State{}, routes: map[string]*routeCounters{}}
 	meter := mp.Meter("github.com/day-trade/platform/gateway")
-	m.requests, _ = meter.Int64Counter("gateway.requests", metric.WithDescription("Requests answered by the gateway, by route and status class"))
+	durations := metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 	m.latency, _ = meter.Float64Histogram("gateway.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from request to answer through the whole chain"),
-		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	m.decisions, _ = meter.Int64Counter("gateway.ratelimit.decisions", metric.WithDescription("Rate limiter decisions; degraded_* and fail_closed while Redis is unreachable"))
-	m.cache, _ = meter.Int64Counter("gateway.cache.lookups", metric.WithDescription("Response cache outcomes"))
+		metric.WithDescription("Time from request to answer through the whole chain"), durations)
+	m.upstream, _ = meter.Float64Histogram("gateway.upstream.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from sending one attempt to a function to its answer's headers, by upstream and status class"), durations)
 	m.authFails, _ = meter.Int64Counter("gateway.auth.failures", metric.WithDescription("Refused or undecidable authentications"))
+	observe := func(pick func(*routeCounters, metric.Int64Observer)) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, c := range m.routes {
+				pick(c, o)
+			}
+			return nil
+		}
+	}
+	_, _ = meter.Int64ObservableCounter("gateway.requests", metric.WithDescription("Requests answered by the gateway, by route and status class"),
+		metric.WithInt64Callback(observe(func(c *routeCounters, o metric.Int64Observer) {
+			for i := range c.byClass {
+				if v := c.byClass[i].Load(); v > 0 {
+					o.Observe(v, c.classAttrs[i])
+				}
+			}
+		})))
+	_, _ = meter.Int64ObservableCounter("gateway.ratelimit.decisions", metric.WithDescription("Rate limiter decisions; degraded_* and fail_closed while Redis is unreachable"),
+		metric.WithInt64Callback(observe(func(c *routeCounters, o metric.Int64Observer) {
+			for i := range c.decisions {
+				if v := c.decisions[i].Load(); v > 0 {
+					o.Observe(v, c.decisionAttrs[i])
+				}
+			}
+		})))
+	_, _ = meter.Int64ObservableCounter("gateway.cache.lookups", metric.WithDescription("Response cache outcomes"),
+		metric.WithInt64Callback(observe(func(c *routeCounters, o metric.Int64Observer) {
+			for i := range c.cache {
+				if v := c.cache[i].Load(); v > 0 {
+					o.Observe(v, c.cacheAttrs[i])
+				}
+			}
+		})))
 	_, _ = meter.Int64ObservableGauge("gateway.ratelimit.degraded", metric.WithDescription("1 while the rate limiter cannot reach Redis"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(m.degraded.Load())
@@ -72,23 +116,36 @@ func newMetrics(mp metric.MeterProvider, g *Gateway) *metrics {
 	return m
 }
 
+// routeAttrs returns the counters of the route called name, made on first use.
 func (m *metrics) routeAttrs(name string) routeAttrs {
-	var a routeAttrs
-	for i := range a.byClass {
-		class := "other"
-		if i > 0 {
-			class = string(rune('0'+i)) + "xx"
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.routes[name]
+	if !ok {
+		c = &routeCounters{}
+		for i := range c.classAttrs {
+			class := "other"
+			if i > 0 {
+				class = string(rune('0'+i)) + "xx"
+			}
+			c.classAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("status_class", class)))
 		}
-		a.byClass[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("status_class", class)))
+		for i := range c.decisionAttrs {
+			c.decisionAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("decision", decisionNames[i])))
+		}
+		for i := range c.cacheAttrs {
+			c.cacheAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("result", cacheResultNames[i])))
+		}
+		m.routes[name] = c
 	}
-	a.latency = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name)))
-	for i := range a.decisions {
-		a.decisions[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("decision", decisionNames[i])))
+	return routeAttrs{c: c, latency: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name)))}}
+}
+
+func statusClass(status int) int {
+	if class := status / 100; class >= 1 && class <= 5 {
+		return class
 	}
-	for i := range a.cache {
-		a.cache[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("route", name), attribute.String("result", cacheResultNames[i])))
-	}
-	return a
+	return 0
 }
 
 func (m *metrics) request(ctx context.Context, x *route, status int, d time.Duration) {
@@ -96,20 +153,39 @@ func (m *metrics) request(ctx context.Context, x *route, status int, d time.Dura
 	if x != nil {
 		a = &x.attrs
 	}
-	class := status / 100
-	if class < 1 || class > 5 {
-		class = 0
+	a.c.byClass[statusClass(status)].Add(1)
+	m.latency.Record(ctx, d.Seconds(), a.latency...)
+}
+
+func (m *metrics) decision(_ context.Context, x *route, d int) {
+	x.attrs.c.decisions[d].Add(1)
+}
+
+func (m *metrics) cacheResult(_ context.Context, x *route, res int) {
+	x.attrs.c.cache[res].Add(1)
+}
+
+// upstreamAttrs are one upstream's attribute sets per status class (0: no answer).
+type upstreamAttrs [6][]metric.RecordOption
+
+func (m *metrics) upstreamAttrs(name string) upstreamAttrs {
+	var a upstreamAttrs
+	for i := range a {
+		class := "error"
+		if i > 0 {
+			class = string(rune('0'+i)) + "xx"
+		}
+		a[i] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("upstream", name), attribute.String("status_class", class)))}
 	}
-	m.requests.Add(ctx, 1, a.byClass[class])
-	m.latency.Record(ctx, d.Seconds(), a.latency)
+	return a
 }
 
-func (m *metrics) decision(ctx context.Context, x *route, d int) {
-	m.decisions.Add(ctx, 1, x.attrs.decisions[d])
-}
-
-func (m *metrics) cacheResult(ctx context.Context, x *route, res int) {
-	m.cache.Add(ctx, 1, x.attrs.cache[res])
+func (m *metrics) upstreamCall(ctx context.Context, a *upstreamAttrs, resp *http.Response, d time.Duration) {
+	class := 0
+	if resp != nil {
+		class = statusClass(resp.StatusCode)
+	}
+	m.upstream.Record(ctx, d.Seconds(), a[class]...)
 }
 
 func (m *metrics) authFailure(ctx context.Context, err error) {

@@ -9,8 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
@@ -51,6 +55,8 @@ type upstream struct {
 	base     http.RoundTripper
 	proxy    *httputil.ReverseProxy
 	timeout  time.Duration
+	metrics  *metrics
+	attrs    upstreamAttrs
 }
 
 func newUpstream(g *Gateway, name string) *upstream {
@@ -61,6 +67,7 @@ func newUpstream(g *Gateway, name string) *upstream {
 		budget:   resilience.NewBudget(cfg.RetryBudget, 5),
 		backoff:  resilience.Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax},
 		attempts: cfg.RetryAttempts, base: g.deps.Transport, timeout: cfg.UpstreamTimeout,
+		metrics: g.metrics, attrs: g.metrics.upstreamAttrs(name),
 	}
 	bs := cfg.Breaker
 	userHook := bs.OnStateChange
@@ -83,9 +90,53 @@ func newUpstream(g *Gateway, name string) *upstream {
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		ErrorHandler:   u.errorHandler,
 		ModifyResponse: modifyResponse,
+		BufferPool:     copyBuffers,
 	}
 	return u
 }
+
+// TraceSampled is the upstream transport for a gateway that samples traces: a request whose
+// span is sampled goes through traced (otelhttp's transport: a client span, its attributes
+// and metrics), any other goes straight to base with only the trace context injected, so that
+// the unsampled majority skips the client span's work and still carries traceparent (flag 00)
+// for the function to continue the trace consistently. Upstream latency for every call is
+// the gateway's own gateway.upstream.duration histogram; give traced a no-op meter provider.
+func TraceSampled(traced, base http.RoundTripper, prop propagation.TextMapPropagator) http.RoundTripper {
+	return &sampledTransport{traced: traced, base: base, prop: prop}
+}
+
+type sampledTransport struct {
+	traced, base http.RoundTripper
+	prop         propagation.TextMapPropagator
+}
+
+func (t *sampledTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	sc := trace.SpanContextFromContext(req.Context())
+	if sc.IsSampled() {
+		return t.traced.RoundTrip(req)
+	}
+	if sc.IsValid() {
+		// req is the proxy's own outgoing copy (ReverseProxy clones the headers), so the
+		// header may be set here without touching the caller's request.
+		t.prop.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+	}
+	return t.base.RoundTrip(req)
+}
+
+// copyBuffers lends ReverseProxy its body-copy buffers: without a pool it allocates 32 KiB
+// per request, which was most of the gateway's allocated bytes and so of its GC work.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // reqState carries what the proxy's hooks need from the route handler.
 type reqState struct {
@@ -141,7 +192,7 @@ func (x *route) forward(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		httpx.WriteError(w, r, x.g.log, err)
 		return
 	}
-	if x.retryable(r) && r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+	if x.retryable(r) && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
 		// A retried call must send the same body again; the runtime caps its size.
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -176,7 +227,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, errCircuitOpen
 		}
+		start := time.Now()
 		resp, err := u.base.RoundTrip(req)
+		u.metrics.upstreamCall(ctx, &u.attrs, resp, time.Since(start))
 		switch {
 		case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 			done(true) // the client left; not the upstream's fault

@@ -19,9 +19,12 @@ import (
 )
 
 // limiter applies each route's GCRA limit per caller in Redis (redis_rate: one Lua script,
-// atomic, shared by every gateway replica) and the daily quota. When Redis cannot be asked it
-// marks itself degraded for redisBackoff, so that requests do not all wait on a dead Redis,
-// and each route either fails open to a local limiter of limit ÷ replicas or fails closed.
+// atomic, shared by every gateway replica; busy callers lease tokens in batches, lease.go)
+// and the daily quota. When Redis cannot be asked it marks itself degraded and stops asking
+// on requests' behalf: each route either fails open to a local limiter of limit ÷ replicas or
+// fails closed, and every redisBackoff a background PING (started by traffic) checks whether
+// Redis is back, so that no request waits on a dead Redis and a returning one is used within
+// redisBackoff plus one round trip.
 type limiter struct {
 	rl       *redis_rate.Limiter
 	rdb      redis.Cmdable
@@ -30,16 +33,19 @@ type limiter struct {
 	m        *metrics
 	now      func() time.Time
 
-	downUntil atomic.Int64 // unix nanos; Redis is not asked before then
+	downUntil atomic.Int64 // unix nanos; while degraded, the next probe is not before then
 	degraded  atomic.Bool
+	probing   atomic.Bool
 	lastLog   atomic.Int64
+
+	leases *leaseBook
 
 	mu    sync.Mutex
 	local map[string]*rate.Limiter
 }
 
 const (
-	redisBackoff = 500 * time.Millisecond // a returning Redis is used again within this
+	redisBackoff = 200 * time.Millisecond // a returning Redis is used again within this (+ a PING)
 	redisTimeout = 300 * time.Millisecond // a hung Redis delays a request at most this
 	maxLocal     = 10000
 )
@@ -58,39 +64,70 @@ const (
 var decisionNames = [numDecisions]string{"allow", "deny", "degraded_allow", "degraded_deny", "fail_closed", "quota_deny"}
 
 func newLimiter(rl *redis_rate.Limiter, rdb redis.Cmdable, replicas int, log *slog.Logger, m *metrics) *limiter {
-	return &limiter{rl: rl, rdb: rdb, replicas: replicas, log: log, m: m, now: time.Now, local: map[string]*rate.Limiter{}}
+	return &limiter{rl: rl, rdb: rdb, replicas: replicas, log: log, m: m, now: time.Now, leases: newLeaseBook(), local: map[string]*rate.Limiter{}}
 }
 
 // admit decides and writes the rate-limit headers; on refusal it writes the problem.
 func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *auth.Principal) bool {
-	key := Keys.Key("rl", x.id, p.ID())
 	now := l.now()
-	if now.UnixNano() >= l.downUntil.Load() {
+	lim := redis_rate.Limit{Rate: x.limit.Rate, Burst: x.limit.Burst, Period: x.limit.Period}
+	up := true
+	if l.degraded.Load() {
+		up = false
+		if now.UnixNano() >= l.downUntil.Load() {
+			l.probe(now)
+		}
+	}
+	var (
+		res leaseResult
+		err error
+		key string
+	)
+	if most := leaseMax(x.limit, l.replicas); most > 1 {
+		// Tokens are leased in batches (lease.go); a held token admits even while Redis is down.
+		// take bounds its own Redis call by redisTimeout; waiting on another request's call
+		// is bounded by that call.
+		ls := l.leases.get(newLeaseKey(x, p))
+		res, err = ls.take(r.Context(), x.limit, most, l.now, up, func(ctx context.Context, n int) (*redis_rate.Result, error) {
+			return l.rl.AllowAtMost(ctx, Keys.Key("rl", x.id, p.ID()), lim, n)
+		})
+	} else if up {
+		key = Keys.Key("rl", x.id, p.ID())
 		ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
-		res, err := l.rl.Allow(ctx, key, redis_rate.Limit{Rate: x.limit.Rate, Burst: x.limit.Burst, Period: x.limit.Period})
-		if err == nil && x.quota > 0 && res.Allowed > 0 {
-			err = l.quota(ctx, w, r, x, p, now)
-			if err == errQuotaExceeded {
-				cancel()
-				l.m.decision(r.Context(), x, decQuotaDeny)
-				return false
-			}
+		var rr *redis_rate.Result
+		if rr, err = l.rl.Allow(ctx, key, lim); err == nil {
+			res = leaseResult{allowed: rr.Allowed > 0, remaining: rr.Remaining, reset: rr.ResetAfter, retryAfter: rr.RetryAfter, asked: true}
 		}
 		cancel()
-		if err == nil {
+	} else {
+		err = errLimiterDown
+	}
+	if err == nil && x.quota > 0 && res.allowed {
+		ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
+		err = l.quota(ctx, w, r, x, p, now)
+		cancel()
+		if err == errQuotaExceeded {
+			l.m.decision(r.Context(), x, decQuotaDeny)
+			return false
+		}
+	}
+	if err == nil {
+		if res.asked {
 			l.up()
-			setRateHeaders(w.Header(), x, res.Remaining, res.ResetAfter)
-			if res.Allowed == 0 {
-				l.m.decision(r.Context(), x, decDeny)
-				tooMany(w, r, res.RetryAfter)
-				return false
-			}
-			l.m.decision(r.Context(), x, decAllow)
-			return true
 		}
-		if r.Context().Err() != nil {
-			return false // the client left; nothing to answer
+		setRateHeaders(w.Header(), x, res.remaining, res.reset)
+		if !res.allowed {
+			l.m.decision(r.Context(), x, decDeny)
+			tooMany(w, r, res.retryAfter)
+			return false
 		}
+		l.m.decision(r.Context(), x, decAllow)
+		return true
+	}
+	if r.Context().Err() != nil {
+		return false // the client left; nothing to answer
+	}
+	if err != errLimiterDown {
 		l.down(now, err)
 	}
 	if !x.failOpen {
@@ -99,8 +136,10 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 			Message: "rate limiter unavailable; this route fails closed"})
 		return false
 	}
-	lim := l.localLimiter(key, x.limit)
-	if !lim.Allow() {
+	if key == "" {
+		key = Keys.Key("rl", x.id, p.ID())
+	}
+	if !l.localLimiter(key, x.limit).Allow() {
 		l.m.decision(r.Context(), x, decDegradedDeny)
 		tooMany(w, r, time.Second)
 		return false
@@ -143,6 +182,23 @@ func (l *limiter) up() {
 	}
 }
 
+// probe checks in the background whether Redis is back (one PING at a time, at most one per
+// redisBackoff) and ends the degraded state when it answers.
+func (l *limiter) probe(now time.Time) {
+	l.downUntil.Store(now.Add(redisBackoff).UnixNano())
+	if !l.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer l.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		defer cancel()
+		if l.rdb.Ping(ctx).Err() == nil {
+			l.up()
+		}
+	}()
+}
+
 func (l *limiter) down(now time.Time, err error) {
 	l.downUntil.Store(now.Add(redisBackoff).UnixNano())
 	if l.degraded.CompareAndSwap(false, true) {
@@ -174,13 +230,16 @@ func (l *limiter) localLimiter(key string, lim Limit) *rate.Limiter {
 }
 
 func setRateHeaders(h http.Header, x *route, remaining int, reset time.Duration) {
-	secs := strconv.Itoa(int(math.Ceil(reset.Seconds())))
-	rem := strconv.Itoa(remaining)
+	// One backing array for the three per-request values (this runs on every request).
+	v := make([]string, 3)
+	v[0] = strconv.Itoa(remaining)
+	v[1] = strconv.Itoa(int(math.Ceil(reset.Seconds())))
+	v[2] = `"default";r=` + v[0] + `;t=` + v[1]
 	h["Ratelimit-Policy"] = x.policyHeader
-	h["Ratelimit"] = []string{`"default";r=` + rem + `;t=` + secs}
+	h["Ratelimit"] = v[2:3:3]
 	h["X-Ratelimit-Limit"] = x.limitHeader
-	h["X-Ratelimit-Remaining"] = []string{rem}
-	h["X-Ratelimit-Reset"] = []string{secs}
+	h["X-Ratelimit-Remaining"] = v[0:1:1]
+	h["X-Ratelimit-Reset"] = v[1:2:2]
 }
 
 func tooMany(w http.ResponseWriter, r *http.Request, retry time.Duration) {

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/day-trade/platform/functions"
 	"github.com/day-trade/platform/gateway"
@@ -62,6 +65,11 @@ type cfg struct {
 	HSTS          bool          `envconfig:"HSTS"`
 	MaxHeader     int           `envconfig:"MAX_HEADER_BYTES" default:"32768"`
 	SLAWindow     time.Duration `envconfig:"SLA_WINDOW" default:"5m"`
+
+	// RoutesFile (YAML) adds routes, rewrites and per-route policy over the catalog's; it is
+	// reloaded when it changes (polled every RoutesPoll) and on SIGHUP.
+	RoutesFile string        `envconfig:"GATEWAY_ROUTES_FILE"`
+	RoutesPoll time.Duration `envconfig:"GATEWAY_ROUTES_POLL" default:"2s"`
 }
 
 func (c cfg) local() bool { return c.PlatformMode == "local" }
@@ -115,10 +123,20 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 			d.Log.Warn("JWKS not loaded at start; will retry on demand", "err", err)
 		}
 	}
-	tr := otelhttp.NewTransport(gateway.NewTransport(c.UpstreamDialAddr),
+	// Client spans for sampled requests only; upstream latency is the gateway's own metric.
+	plain := gateway.NewTransport(c.UpstreamDialAddr)
+	tr := gateway.TraceSampled(otelhttp.NewTransport(plain,
 		otelhttp.WithTracerProvider(d.Telemetry.TracerProvider),
-		otelhttp.WithMeterProvider(d.Telemetry.MeterProvider),
-		otelhttp.WithPropagators(d.Telemetry.Propagator))
+		otelhttp.WithMeterProvider(noop.NewMeterProvider()),
+		otelhttp.WithPropagators(d.Telemetry.Propagator)), plain, d.Telemetry.Propagator)
+	catalog := functions.Catalog()
+	base := append(gateway.RoutesFromCatalog(catalog), gateway.CompositeRoutes(catalog)...)
+	routes, known := base, gateway.CatalogFunctions(catalog)
+	if c.RoutesFile != "" {
+		if routes, err = gateway.LoadRoutesFile(c.RoutesFile, base, known); err != nil {
+			return runtime.Function{}, err // at start a bad file is fatal; on reload it is refused
+		}
+	}
 	g, err := gateway.New(gateway.Config{
 		Namespace:       c.Namespace,
 		UpstreamTimeout: c.UpstreamTimeout,
@@ -133,11 +151,17 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		HSTS:            c.HSTS,
 		MaxHeaderBytes:  c.MaxHeader,
 		SLAWindow:       c.SLAWindow,
-	}, gateway.RoutesFromCatalog(functions.Catalog()), gateway.Deps{
+	}, routes, gateway.Deps{
 		Log: d.Log, Transport: tr, Redis: rdb, Keys: keys, JWT: jwtv, Signer: signer, Meter: d.Telemetry.MeterProvider,
 	})
 	if err != nil {
 		return runtime.Function{}, err
+	}
+	if c.RoutesFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		w := &gateway.RoutesWatcher{G: g, Path: c.RoutesFile, Base: base, Known: known, Log: d.Log}
+		go w.Run(ctx, c.RoutesPoll, hup)
 	}
 	if c.local() {
 		printDevKey(ctx, c, d, rdb, keys)
