@@ -37,13 +37,9 @@ type cfg struct {
 
 // Paper is the paper account's money, costs and risk limits, and the idempotency timing.
 type Paper struct {
-	InitialCash    decimal.Decimal `envconfig:"PAPER_INITIAL_CASH" default:"10000000"`
-	SlippageBps    decimal.Decimal `envconfig:"PAPER_SLIPPAGE_BPS" default:"5"`
-	FeeBps         decimal.Decimal `envconfig:"PAPER_FEE_BPS" default:"10"`
-	MaxPositionPct decimal.Decimal `envconfig:"RISK_MAX_POSITION_PCT" default:"20"`
-	MaxExposurePct decimal.Decimal `envconfig:"RISK_MAX_EXPOSURE_PCT" default:"100"`
-	DailyLossLimit decimal.Decimal `envconfig:"RISK_DAILY_LOSS_LIMIT" default:"500000"`
-	MaxOpenOrders  int             `envconfig:"RISK_MAX_OPEN_ORDERS" default:"10"`
+	InitialCash decimal.Decimal `envconfig:"PAPER_INITIAL_CASH" default:"10000000"`
+	// Config (costs and limits) is shared with execution-fills, which fills resting orders.
+	trading.Config
 	// LockTTL is the function's timeout (30s in the catalog) plus a margin.
 	LockTTL   time.Duration `envconfig:"IDEMPOTENCY_LOCK_TTL" default:"40s"`
 	ResultTTL time.Duration `envconfig:"IDEMPOTENCY_RESULT_TTL" default:"24h"`
@@ -51,20 +47,12 @@ type Paper struct {
 
 // Validate checks the paper settings.
 func (p Paper) Validate() error {
-	var errs []error
-	for name, v := range map[string]decimal.Decimal{
-		"PAPER_INITIAL_CASH": p.InitialCash, "PAPER_SLIPPAGE_BPS": p.SlippageBps, "PAPER_FEE_BPS": p.FeeBps,
-		"RISK_MAX_POSITION_PCT": p.MaxPositionPct, "RISK_MAX_EXPOSURE_PCT": p.MaxExposurePct, "RISK_DAILY_LOSS_LIMIT": p.DailyLossLimit,
-	} {
-		if v.IsNegative() {
-			errs = append(errs, errors.New(name+" must not be negative"))
-		}
-	}
+	errs := []error{p.Config.Validate()}
 	if !p.InitialCash.IsPositive() {
 		errs = append(errs, errors.New("PAPER_INITIAL_CASH must be positive"))
 	}
-	if p.MaxOpenOrders < 0 || p.LockTTL <= 0 || p.ResultTTL < p.LockTTL {
-		errs = append(errs, errors.New("RISK_MAX_OPEN_ORDERS >= 0 and 0 < IDEMPOTENCY_LOCK_TTL <= IDEMPOTENCY_RESULT_TTL"))
+	if p.LockTTL <= 0 || p.ResultTTL < p.LockTTL {
+		errs = append(errs, errors.New("want 0 < IDEMPOTENCY_LOCK_TTL <= IDEMPOTENCY_RESULT_TTL"))
 	}
 	return errors.Join(errs...)
 }
@@ -104,7 +92,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	keys := store.NewKeys("exec")
-	var pub Publisher
+	var pub ledger.Publisher
 	if t := c.sink(); t != "" {
 		p, err := events.NewPublisher(t)
 		if err != nil {
@@ -112,26 +100,24 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		}
 		pub = p
 	} else {
-		d.Log.Info("no K_SINK or BROKER_URL: order.filled events are not published")
+		d.Log.Info("no K_SINK or BROKER_URL: order.filled events stay in the ledger's outbox")
 	}
+	led := ledger.New(rdb, keys)
 	universe := symbols.Starter()
 	dp := deps{
 		log:    d.Log,
-		ledger: ledger.New(rdb, keys),
+		ledger: led,
 		idem:   idempotency.NewStore(rdb, keys, idempotency.Options{LockTTL: c.LockTTL, ResultTTL: c.ResultTTL}),
 		quotes: barQuotes{cache: marketcache.New(rdb, keys, provider, c.Provider), now: time.Now},
 		settings: Settings{
 			InitialCash: c.InitialCash,
-			Limits: trading.Limits{
-				MaxPositionPct: c.MaxPositionPct, MaxExposurePct: c.MaxExposurePct,
-				DailyLossLimit: c.DailyLossLimit, MaxOpenOrders: c.MaxOpenOrders,
-			},
-			Costs:    trading.Costs{SlippageBps: c.SlippageBps, FeeBps: c.FeeBps},
-			Universe: trading.UniverseFunc(func(s string) bool { sym, ok := universe.Lookup(s); return ok && sym.TOPIX500 }),
-			MaxBody:  c.MaxBodyBytes,
+			Limits:      c.Limits(),
+			Costs:       c.Costs(),
+			Universe:    trading.UniverseFunc(func(s string) bool { sym, ok := universe.Lookup(s); return ok && sym.TOPIX500 }),
+			MaxBody:     c.MaxBodyBytes,
 		},
-		now: time.Now,
-		pub: pub,
+		now:   time.Now,
+		relay: ledger.Relay{Ledger: led, Pub: pub, Log: d.Log},
 	}
 	return runtime.Function{
 		Handler: newServer(dp),

@@ -10,7 +10,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/shopspring/decimal"
 
-	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/idempotency"
 	"github.com/day-trade/platform/shared/ledger"
@@ -21,11 +20,6 @@ import (
 // Quoter prices a symbol now.
 type Quoter interface {
 	Quote(ctx context.Context, symbol string) (trading.Quote, error)
-}
-
-// Publisher emits CloudEvents (events.Publisher).
-type Publisher interface {
-	Publish(ctx context.Context, typ, source, subject string, data any) (string, error)
 }
 
 // Settings are the paper account's rules.
@@ -45,7 +39,9 @@ type deps struct {
 	quotes   Quoter
 	settings Settings
 	now      func() time.Time
-	pub      Publisher // nil: fills are not published
+	// relay publishes a fill straight after its append; what it cannot publish stays in the
+	// ledger's outbox for execution-fills to send (relay.Pub nil: nothing is published here).
+	relay ledger.Relay
 	// afterAppend runs once the order's events are in the ledger and before the answer is
 	// stored: tests crash the process here.
 	afterAppend func(orderID string)
@@ -107,7 +103,7 @@ func (d deps) place(ctx context.Context, ir idempotency.Request) (*ledger.OrderV
 		// Once decided, the append and what follows must not be cut short by a client
 		// hanging up: the answer is what gets stored for the retry.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, err = d.ledger.Append(actx, tenant, id, p.LastID, evs...)
+		last, err := d.ledger.Append(actx, tenant, id, p.LastID, evs...)
 		cancel()
 		switch {
 		case errors.Is(err, ledger.ErrConflict), errors.Is(err, ledger.ErrExists):
@@ -131,7 +127,11 @@ func (d deps) place(ctx context.Context, ir idempotency.Request) (*ledger.OrderV
 		if v == nil {
 			return nil, errors.New("appended order missing from the projection")
 		}
-		d.publish(pctx, tenant, v)
+		if evs[len(evs)-1].Type == ledger.OrderFilled {
+			fill := evs[len(evs)-1]
+			fill.ID = last
+			d.publish(pctx, tenant, v.Order, fill)
+		}
 		return v, nil
 	}
 	return nil, &httpx.Error{Code: httpx.CodeUnavailable, Message: "the account is busy; retry", RetryAfter: time.Second}
@@ -210,23 +210,16 @@ func nextClose(now time.Time) time.Time {
 	return now.Add(24 * time.Hour)
 }
 
-func (d deps) publish(ctx context.Context, tenant string, v *ledger.OrderView) {
-	if v.Status != ledger.StatusFilled || v.AveragePrice == nil {
+// publish sends the fill's event now. Failing is not worth failing the order for: the
+// fill is in the ledger's outbox and the next relay pass (execution-fills) publishes it,
+// with the same event id.
+func (d deps) publish(ctx context.Context, tenant string, o trading.Order, fill ledger.Event) {
+	if d.relay.Pub == nil {
+		d.log.DebugContext(ctx, "order filled; no event sink configured, left in the outbox", "order_id", o.ID)
 		return
 	}
-	if d.pub == nil {
-		d.log.DebugContext(ctx, "order filled; no event sink configured, not published", "order_id", v.ID)
-		return
-	}
-	ev := events.OrderFilled{
-		OrderID: v.ID, Tenant: tenant, Symbol: v.Symbol, Side: string(v.Side),
-		Quantity: decimal.NewFromInt(v.FilledQuantity), Price: *v.AveragePrice, Fee: v.Fee,
-		Currency: "JPY", FilledAt: v.FilledAt,
-	}
-	if id, err := d.pub.Publish(ctx, events.TypeExecutionOrderFilled, events.SourceExecutionTrade, v.ID, ev); err != nil {
-		// The ledger holds the fill; the event is a notification and is not worth failing
-		// the order for. (An outbox relay reading the stream would make it at-least-once.)
-		d.log.WarnContext(ctx, "order.filled not published", "order_id", v.ID, "event_id", id, "err", err)
+	if err := d.relay.Publish(ctx, tenant, o, fill); err != nil {
+		d.log.WarnContext(ctx, "order.filled not published yet; the outbox relay will", "order_id", o.ID, "entry", fill.ID, "err", err)
 	}
 }
 

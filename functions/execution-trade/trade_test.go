@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/shopspring/decimal"
 
+	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/idempotency"
 	"github.com/day-trade/platform/shared/ledger"
@@ -44,6 +46,7 @@ type options struct {
 	lockTTL  time.Duration
 	provider market.Provider
 	hook     func(string)
+	pub      ledger.Publisher
 }
 
 func defaults() options {
@@ -90,9 +93,11 @@ func buildDeps(t testing.TB, redisURL string, o options) deps {
 		p = market.NewSynthetic(market.Options{Now: now})
 	}
 	keys := store.NewKeys("exec")
+	led := ledger.New(rdb, keys)
 	return deps{
 		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ledger: ledger.New(rdb, keys),
+		ledger: led,
+		relay:  ledger.Relay{Ledger: led, Pub: o.pub},
 		idem:   idempotency.NewStore(rdb, keys, idempotency.Options{LockTTL: o.lockTTL}),
 		quotes: barQuotes{cache: marketcache.New(rdb, keys, p, "test"), now: now},
 		settings: Settings{
@@ -357,8 +362,11 @@ func TestCrashBetweenFillAndResponse(t *testing.T) {
 		t.Fatalf("child exit: %v", err)
 	}
 
+	// The child died after the append, before publishing: the fill is in the outbox only.
+	rcv := startFillReceiver(t, rs.URL())
 	o := defaults()
 	o.lockTTL = lockTTL
+	o.pub = rcv.publisher(t)
 	d := buildDeps(t, rs.URL(), o)
 	srv := httptest.NewServer(newServer(d))
 	defer srv.Close()
@@ -380,6 +388,118 @@ func TestCrashBetweenFillAndResponse(t *testing.T) {
 	if other := post(t, srv.URL, "acme", "crash", marketBuy("9984.T", 200)); other.status != 422 {
 		t.Fatalf("crashed key with another body: %d %s", other.status, other.body)
 	}
+	// The retries answered from the ledger and published nothing; the relay (what
+	// execution-fills runs on every tick) finds the fill in the outbox and sends it, once.
+	if got := rcv.handled.Load(); got != 0 {
+		t.Fatalf("%d fill events before the relay ran, want 0", got)
+	}
+	relay := ledger.Relay{Ledger: d.ledger, Pub: o.pub}
+	for i := range 3 {
+		n, err := relay.FlushAll(context.Background(), time.Now().Add(time.Hour))
+		if err != nil || n != map[bool]int{true: 1, false: 0}[i == 0] {
+			t.Fatalf("relay pass %d: published %d, err %v", i, n, err)
+		}
+	}
+	rcv.wantOnce(t, "acme", id)
+}
+
+// fillReceiver is a real CloudEvents receiver (events.Receiver, deduplicating by source
+// and id in Redis) on a real HTTP server, counting the fills it handled.
+type fillReceiver struct {
+	srv     *httptest.Server
+	handled atomic.Int64
+	mu      sync.Mutex
+	got     []events.OrderFilled
+	ids     []string
+}
+
+func startFillReceiver(t *testing.T, redisURL string) *fillReceiver {
+	t.Helper()
+	rdb, err := store.Open(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	rv, err := events.NewReceiver(rdb, store.NewKeys("notif"), events.ReceiverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := &fillReceiver{}
+	rv.Handle(events.TypeExecutionOrderFilled, func(ctx context.Context, e cloudevents.Event) error {
+		var p events.OrderFilled
+		if err := events.DecodeData(e, &p); err != nil {
+			return err
+		}
+		fr.handled.Add(1)
+		fr.mu.Lock()
+		fr.got, fr.ids = append(fr.got, p), append(fr.ids, e.ID())
+		fr.mu.Unlock()
+		return nil
+	})
+	fr.srv = httptest.NewServer(rv.HTTPHandler())
+	t.Cleanup(fr.srv.Close)
+	return fr
+}
+
+func (fr *fillReceiver) publisher(t *testing.T) *events.Publisher {
+	t.Helper()
+	p, err := events.NewPublisher(fr.srv.URL, events.WithRetries(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wantOnce checks that exactly one fill event of order id reached the handler.
+func (fr *fillReceiver) wantOnce(t *testing.T, tenant, id string) {
+	t.Helper()
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if len(fr.got) != 1 || fr.got[0].OrderID != id || fr.got[0].Tenant != tenant || !strings.HasPrefix(fr.ids[0], "fill."+tenant+".") {
+		t.Fatalf("fill events handled: %+v ids %v, want one for %s", fr.got, fr.ids, id)
+	}
+}
+
+// TestFillIsPublishedOnceByTheRequestAndNotAgainByTheRelay: a fill published straight after
+// its append leaves the outbox, so the relay's pass sends nothing more; with the receiver
+// down, the fill waits in the outbox and the relay delivers it once the receiver is back.
+func TestFillIsPublishedOnceByTheRequestAndNotAgainByTheRelay(t *testing.T) {
+	rs := redistest.Start(t)
+	rcv := startFillReceiver(t, rs.URL())
+	o := defaults()
+	o.pub = rcv.publisher(t)
+	d := buildDeps(t, rs.URL(), o)
+	srv := httptest.NewServer(newServer(d))
+	defer srv.Close()
+	if a := post(t, srv.URL, "acme", "k1", marketBuy("7203.T", 100)); a.status != 201 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	relay := ledger.Relay{Ledger: d.ledger, Pub: o.pub}
+	if n, err := relay.FlushAll(context.Background(), time.Now().Add(time.Hour)); n != 0 || err != nil {
+		t.Fatalf("relay re-published %d (err %v)", n, err)
+	}
+	rcv.wantOnce(t, "acme", ledger.OrderID("acme", "k1"))
+
+	// The receiver's port closes: the order still fills (the ledger is the truth) and its
+	// event stays in the outbox until a relay pass finds the receiver again.
+	down := startFillReceiver(t, rs.URL())
+	url := down.srv.URL
+	down.srv.Close()
+	pub, _ := events.NewPublisher(url, events.WithRetries(0, 0))
+	d.relay.Pub = pub
+	srv2 := httptest.NewServer(newServer(d))
+	defer srv2.Close()
+	if a := post(t, srv2.URL, "acme", "k2", marketBuy("7203.T", 100)); a.status != 201 {
+		t.Fatalf("fill with the sink down: %d %s", a.status, a.body)
+	}
+	if n, err := (ledger.Relay{Ledger: d.ledger, Pub: pub}).FlushAll(context.Background(), time.Now().Add(time.Hour)); n != 0 || err == nil {
+		t.Fatalf("relay with the sink down: %d %v", n, err)
+	}
+	back := startFillReceiver(t, rs.URL())
+	if n, err := (ledger.Relay{Ledger: d.ledger, Pub: back.publisher(t)}).FlushAll(context.Background(), time.Now().Add(time.Hour)); n != 1 || err != nil {
+		t.Fatalf("relay after the sink came back: %d %v", n, err)
+	}
+	back.wantOnce(t, "acme", ledger.OrderID("acme", "k2"))
 }
 
 // TestCrashingProcess is the child of TestCrashBetweenFillAndResponse.

@@ -38,6 +38,11 @@ const (
 	OrderAccepted Type = "OrderAccepted"
 	OrderFilled   Type = "OrderFilled"
 	OrderRejected Type = "OrderRejected"
+	// OrderExpired ends a resting day order at the session's close.
+	OrderExpired Type = "OrderExpired"
+	// OrderCancelled ends a resting order the market crossed but a risk rule, re-checked at
+	// the fill, refused (Rejection says which).
+	OrderCancelled Type = "OrderCancelled"
 )
 
 // Event is one ledger entry. Which fields are set depends on Type.
@@ -99,10 +104,24 @@ func (l *Ledger) indexKey(tenant string) string {
 func (l *Ledger) snapKey(tenant string) string {
 	return l.keys.Key("ledger", "{"+tenant+"}", "snapshot")
 }
+func (l *Ledger) outboxKey(tenant string) string {
+	return l.keys.Key("ledger", "{"+tenant+"}", "outbox")
+}
 
-// appendScript appends ARGV[3..] as entries of stream KEYS[1] unless order ARGV[1] is in
-// index KEYS[2] ("exists") or the stream's last id is not ARGV[2] ("conflict"). Lua runs
-// atomically, so the check and the append cannot interleave with another append.
+// tenantsKey is the set of tenants that have a ledger: the fill sweep and the outbox relay
+// walk it. It lies outside every tenant's slot, so it is written before the append script,
+// never inside it; a tenant listed without a ledger is harmless.
+func (l *Ledger) tenantsKey() string { return l.keys.Key("ledger", "tenants") }
+
+// closeField is the order index's marker of an order's terminal event (filled after
+// resting, expired or cancelled): AppendClose writes it, so an order closes at most once.
+func closeField(orderID string) string { return orderID + "#closed" }
+
+// appendScript appends ARGV[4..] as entries of stream KEYS[1] unless field ARGV[1] is in
+// index KEYS[2] ("exists") or the stream's last id is not ARGV[2] ("conflict"). Entry i goes
+// into outbox KEYS[3] (scored by its stream time in ms) when character i of ARGV[3] is '1'.
+// Lua runs atomically, so the check, the append and the outbox cannot interleave with
+// another append or be half done.
 var appendScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {'exists'} end
 local last = '0-0'
@@ -110,29 +129,61 @@ local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #top > 0 then last = top[1][1] end
 if last ~= ARGV[2] then return {'conflict', last} end
 local id
-for i = 3, #ARGV do id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
+for i = 4, #ARGV do
+  id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+  if string.sub(ARGV[3], i - 3, i - 3) == '1' then
+    redis.call('ZADD', KEYS[3], tonumber(string.match(id, '^(%d+)')), id)
+  end
+end
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {'ok', id}
 `)
 
 // Append adds evs, all about order orderID, to tenant's ledger if the stream is still at
-// expectLast (Start for an empty one). It returns the id of the last appended entry.
+// expectLast (Start for an empty one) and the order has no events yet. It returns the id of
+// the last appended entry.
 func (l *Ledger) Append(ctx context.Context, tenant, orderID, expectLast string, evs ...Event) (string, error) {
+	return l.append(ctx, tenant, orderID, expectLast, evs)
+}
+
+// AppendClose records ev, the terminal event of resting order orderID (OrderFilled,
+// OrderExpired or OrderCancelled), if the stream is still at expectLast and the order was
+// not closed before: a compare-and-set on the order's state, so repeated sweeps and
+// concurrent replicas close an order exactly once. It returns the entry's id.
+func (l *Ledger) AppendClose(ctx context.Context, tenant, orderID, expectLast string, ev Event) (string, error) {
+	switch ev.Type {
+	case OrderFilled, OrderExpired, OrderCancelled:
+	default:
+		return "", fmt.Errorf("ledger: %s does not close an order", ev.Type)
+	}
+	return l.append(ctx, tenant, closeField(orderID), expectLast, []Event{ev})
+}
+
+func (l *Ledger) append(ctx context.Context, tenant, field, expectLast string, evs []Event) (string, error) {
 	if !ValidTenant(tenant) {
 		return "", fmt.Errorf("ledger: invalid tenant %q", tenant)
 	}
 	if len(evs) == 0 {
 		return "", errors.New("ledger: nothing to append")
 	}
-	args := []any{orderID, expectLast}
-	for _, e := range evs {
+	mask := make([]byte, len(evs))
+	args := []any{field, expectLast, ""}
+	for i, e := range evs {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return "", err
 		}
 		args = append(args, b)
+		mask[i] = '0'
+		if e.Type == OrderFilled {
+			mask[i] = '1'
+		}
 	}
-	res, err := appendScript.Run(ctx, l.rdb, []string{l.streamKey(tenant), l.indexKey(tenant)}, args...).StringSlice()
+	args[2] = string(mask)
+	if err := l.rdb.SAdd(ctx, l.tenantsKey(), tenant).Err(); err != nil {
+		return "", fmt.Errorf("ledger: register tenant: %w", err)
+	}
+	res, err := appendScript.Run(ctx, l.rdb, []string{l.streamKey(tenant), l.indexKey(tenant), l.outboxKey(tenant)}, args...).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("ledger: append: %w", err)
 	}
@@ -144,6 +195,15 @@ func (l *Ledger) Append(ctx context.Context, tenant, orderID, expectLast string,
 	default:
 		return "", ErrConflict
 	}
+}
+
+// Tenants lists the tenants that have a ledger.
+func (l *Ledger) Tenants(ctx context.Context) ([]string, error) {
+	ts, err := l.rdb.SMembers(ctx, l.tenantsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: tenants: %w", err)
+	}
+	return ts, nil
 }
 
 // pageSize bounds one XRANGE read.

@@ -15,6 +15,10 @@ const (
 	StatusOpen     = "open"     // accepted, resting, not (fully) filled
 	StatusFilled   = "filled"   // filled in full
 	StatusRejected = "rejected" // refused by a risk rule
+	// StatusExpired: a resting day order the session's close ended unfilled.
+	StatusExpired = "expired"
+	// StatusCancelled: a resting order the market crossed but a risk rule refused at the fill.
+	StatusCancelled = "cancelled"
 )
 
 // OrderView is an order as the API shows it, folded from its events.
@@ -28,6 +32,8 @@ type OrderView struct {
 	Rejection      *trading.Rejection `json:"rejection,omitempty"`
 	CreatedAt      time.Time          `json:"created_at"`
 	FilledAt       time.Time          `json:"filled_at,omitzero"`
+	// ClosedAt is when an OrderExpired or OrderCancelled ended the order.
+	ClosedAt time.Time `json:"closed_at,omitzero"`
 }
 
 // Open reports whether the order still rests at now (TSE orders are day orders).
@@ -52,7 +58,7 @@ type Day struct {
 }
 
 // projectionVersion changes when the fold changes, so old snapshots are rebuilt.
-const projectionVersion = 1
+const projectionVersion = 2
 
 // Projection is the state folded from a ledger: cash, positions, realised P&L and fees (in
 // total and per JST day), and every order. Its JSON is its snapshot form.
@@ -139,8 +145,28 @@ func (p *Projection) Apply(e Event) error {
 			return nil
 		}
 		p.applyFill(o, e.Fill, e.At)
+	case OrderExpired, OrderCancelled:
+		o := p.Orders[e.OrderID]
+		if o == nil || o.Status != StatusOpen {
+			return nil
+		}
+		o.Status, o.ClosedAt = StatusExpired, e.At
+		if e.Type == OrderCancelled {
+			o.Status, o.Rejection = StatusCancelled, e.Rejection
+		}
 	}
 	return nil
+}
+
+// Resting returns the open orders, oldest first: the ones a fill sweep looks at.
+func (p *Projection) Resting() []*OrderView {
+	var out []*OrderView
+	for _, id := range p.OrderIDs {
+		if o := p.Orders[id]; o != nil && o.Status == StatusOpen {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (p *Projection) applyFill(o *OrderView, f *trading.Fill, at time.Time) {

@@ -78,3 +78,38 @@ func CheckPriceBand(o Order, q Quote, topix500 bool) *Rejection {
 	}
 	return nil
 }
+
+// Bar is the part of a market-data bar a resting order is checked against.
+type Bar struct {
+	Open, High, Low decimal.Decimal
+}
+
+// SimulateBar fills a resting limit order against a later bar, or returns nil when the bar
+// does not reach the limit (a buy needs low ≤ limit, a sell high ≥ limit). The reference
+// price is the limit, or the bar's open when the market gapped through it (a better price
+// for the order); the slippage of Simulate then moves it against the order, never past the
+// limit. The price band needs no check: the bar itself traded inside it.
+func SimulateBar(o Order, b Bar, topix500 bool, c Costs) *Fill {
+	if o.Type != Limit || o.LimitPrice == nil {
+		return nil
+	}
+	lim := *o.LimitPrice
+	var ref, px decimal.Decimal
+	switch o.Side {
+	case Buy:
+		if b.Low.GreaterThan(lim) {
+			return nil
+		}
+		ref = decimal.Min(b.Open, lim)
+		px = decimal.Min(RoundToTick(ref.Add(ref.Mul(c.SlippageBps).Div(bp)), topix500, RoundUp), lim)
+	default:
+		if b.High.LessThan(lim) {
+			return nil
+		}
+		ref = decimal.Max(b.Open, lim)
+		px = decimal.Max(RoundToTick(ref.Sub(ref.Mul(c.SlippageBps).Div(bp)), topix500, RoundDown), lim)
+	}
+	f := &Fill{Quantity: o.Quantity, Price: px, Reference: ref}
+	f.Fee = f.Notional().Mul(c.FeeBps).Div(bp).Ceil()
+	return f
+}

@@ -163,3 +163,42 @@ func FuzzDecodeOrder(f *testing.F) {
 		}
 	})
 }
+
+func TestSimulateBar(t *testing.T) {
+	c := Costs{SlippageBps: d("10"), FeeBps: d("10")}
+	lim := func(s string) *decimal.Decimal { v := d(s); return &v }
+	buy := Order{Symbol: "7203.T", Side: Buy, Type: Limit, Quantity: 100, LimitPrice: lim("2500")}
+	sell := Order{Symbol: "7203.T", Side: Sell, Type: Limit, Quantity: 100, LimitPrice: lim("2500")}
+	tests := map[string]struct {
+		o    Order
+		bar  Bar
+		fill string // "" = no fill
+	}{
+		"buy: low above the limit":          {buy, Bar{d("2510"), d("2520"), d("2500.5")}, ""},
+		"buy: low touches the limit":        {buy, Bar{d("2510"), d("2520"), d("2500")}, "2500"},
+		"buy: gap down opens below":         {buy, Bar{d("2480"), d("2490"), d("2470")}, "2482.5"},
+		"buy: gap just below, slip capped":  {buy, Bar{d("2499.5"), d("2505"), d("2499")}, "2500"},
+		"sell: high below the limit":        {sell, Bar{d("2490"), d("2499.5"), d("2480")}, ""},
+		"sell: high touches the limit":      {sell, Bar{d("2490"), d("2500"), d("2480")}, "2500"},
+		"sell: gap up opens above":          {sell, Bar{d("2520"), d("2530"), d("2515")}, "2517"},
+		"market orders never rest on a bar": {Order{Side: Buy, Type: Market, Quantity: 100}, Bar{d("1"), d("1"), d("1")}, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := SimulateBar(tc.o, tc.bar, true, c)
+			switch {
+			case tc.fill == "" && f != nil:
+				t.Fatalf("filled at %s", f.Price)
+			case tc.fill == "":
+			case f == nil:
+				t.Fatal("no fill")
+			case !f.Price.Equal(d(tc.fill)):
+				t.Fatalf("fill %s, want %s", f.Price, tc.fill)
+			case tc.o.Side == Buy && f.Price.GreaterThan(*tc.o.LimitPrice), tc.o.Side == Sell && f.Price.LessThan(*tc.o.LimitPrice):
+				t.Fatalf("fill %s beyond the limit", f.Price)
+			case !f.Fee.Equal(f.Notional().Mul(d("0.001")).Ceil()):
+				t.Fatalf("fee %s", f.Fee)
+			}
+		})
+	}
+}
