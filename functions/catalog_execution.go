@@ -47,6 +47,27 @@ func executionFunctions() []Function {
 			KeyPrefix:   "exec",
 		},
 		{
+			Name:        "execution-fills",
+			Kind:        KindFunction,
+			Description: "On every execution tick: fills resting limit orders a later bar crossed (risk re-checked, once per order), expires day orders at the close, relays unpublished fills from the ledger's outbox",
+			// The PingSource's ticks reach it through the second Trigger the generator adds for
+			// every subscriber of the tick type. A sweep is idempotent, so retries are harmless.
+			Events:  []Subscription{{Type: "com.daytrade.execution.tick"}},
+			Scaling: Scaling{MinScale: 0, MaxScale: 2, Concurrency: 4, Target: 2, IdleWindow: 5 * time.Minute},
+			Timeout: 2 * time.Minute,
+			// The costs and limits must be execution-trade's: both decide fills.
+			Env: map[string]string{
+				"DATA_PROVIDER":      "synthetic",
+				"PAPER_SLIPPAGE_BPS": "5",
+				"PAPER_FEE_BPS":      "10",
+				"OUTBOX_GRACE":       "30s",
+				"EVENT_LEASE":        "90s",
+			},
+			Secrets:   []string{"JQUANTS_API_KEY"},
+			KeyPrefix: "exec",
+			Publishes: []string{"com.daytrade.execution.order.filled"},
+		},
+		{
 			Name:        "execution-schedule",
 			Kind:        KindFunction,
 			Description: "Scheduled workflows: create (cron in JST or market_hours), list and cancel a tenant's schedules",
