@@ -45,6 +45,50 @@ type Subscription struct {
 	Type   string // exact CloudEvent type filter
 	Source string // optional exact source filter
 	Path   string // path the event is POSTed to; "/" by default
+	// Delivery overrides DefaultDelivery field by field; the zero value takes it whole.
+	Delivery Delivery
+}
+
+// Delivery is how the Broker delivers a subscription's events: the Knative Trigger's
+// spec.delivery and the local Broker's retry loop both read it (Subscription.Policy), so
+// the two cannot drift apart.
+type Delivery struct {
+	// Retry is how many times a failed delivery is retried after the first attempt; 0 takes
+	// the default, a negative value means no retries.
+	Retry int
+	// BackoffDelay is the first retry's delay; retry n waits BackoffDelay·2^n (Knative's
+	// exponential backoffPolicy).
+	BackoffDelay time.Duration
+	// DeadLetterSink is the catalog function that receives an event whose retries are spent.
+	DeadLetterSink string
+}
+
+// DeadLetterFunction is the catalog function every Trigger's deadLetterSink names by default.
+const DeadLetterFunction = "dead-letter"
+
+// DefaultDelivery is the Broker's and every subscription's delivery unless it overrides it:
+// 0.5s, 1s, 2s, 4s, 8s, so a Redis failover fits inside and a poison event is parked after
+// about 16s.
+var DefaultDelivery = Delivery{Retry: 5, BackoffDelay: 500 * time.Millisecond, DeadLetterSink: DeadLetterFunction}
+
+// Policy is the delivery of s's events to subscriber: s.Delivery over DefaultDelivery, Retry
+// clamped at 0, and no dead-letter sink when the subscriber is that sink (a dead letter that
+// cannot be stored would loop back to its own sink).
+func (s Subscription) Policy(subscriber string) Delivery {
+	d := DefaultDelivery
+	if s.Delivery.Retry != 0 {
+		d.Retry = max(s.Delivery.Retry, 0)
+	}
+	if s.Delivery.BackoffDelay > 0 {
+		d.BackoffDelay = s.Delivery.BackoffDelay
+	}
+	if s.Delivery.DeadLetterSink != "" {
+		d.DeadLetterSink = s.Delivery.DeadLetterSink
+	}
+	if d.DeadLetterSink == subscriber {
+		d.DeadLetterSink = ""
+	}
+	return d
 }
 
 // Scaling mirrors Knative's autoscaling annotations.
@@ -67,9 +111,14 @@ type Function struct {
 	Timeout     time.Duration     // timeoutSeconds: longest request
 	Env         map[string]string // non-secret settings (ConfigMap in the cluster)
 	Secrets     []string          // env names read from Secrets, never inlined
-	KeyPrefix   string            // its Redis key space (ACL user in production)
-	Calls       []string          // services it calls directly (e.g. the ensemble)
-	Publishes   []string          // CloudEvent types it emits (a Trigger never feeds a function its own output)
+	KeyPrefix   string            // its own Redis key space
+	// RedisKeys are the Redis key patterns (ACL globs such as "jobs:*" or "data:bars:*") the
+	// function reads or writes, its pub/sub channels included. Its ACL user in production may
+	// touch nothing else, so a key the code uses but this list lacks fails with NOPERM.
+	// Empty means its own space, KeyPrefix + ":*" (RedisPatterns).
+	RedisKeys []string
+	Calls     []string // services it calls directly (e.g. the ensemble)
+	Publishes []string // CloudEvent types it emits (a Trigger never feeds a function its own output)
 }
 
 // ImportPath is the Go import path of the function's main package.
@@ -78,6 +127,14 @@ func (f Function) ImportPath() string {
 		return Module + "/gateway/cmd/gateway"
 	}
 	return Module + "/functions/" + f.Name
+}
+
+// RedisPatterns are the key and channel patterns of the function's Redis ACL user.
+func (f Function) RedisPatterns() []string {
+	if len(f.RedisKeys) == 0 {
+		return []string{f.KeyPrefix + ":*"}
+	}
+	return f.RedisKeys
 }
 
 // Host is the function's cluster-local Knative host name in namespace ns.
@@ -120,7 +177,10 @@ func Lookup(name string) (Function, bool) {
 }
 
 var (
-	nameRE      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}[a-z0-9]$`)
+	nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}[a-z0-9]$`)
+	// redisKeyRE allows a key or a trailing-* prefix glob without ACL syntax or spaces: the
+	// pattern is written verbatim into an ACL rule.
+	redisKeyRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*(:[a-z0-9-]+)*(:\*)?$`)
 	eventTypeRE = regexp.MustCompile(`^com\.daytrade(\.[a-z][a-z0-9-]*){2,}$`)
 	methods     = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
 )
@@ -160,6 +220,11 @@ func Validate(fs []Function) error {
 		if f.KeyPrefix == "" {
 			errs = append(errs, fmt.Sprintf("%s: no Redis key prefix", f.Name))
 		}
+		for _, k := range f.RedisKeys {
+			if !redisKeyRE.MatchString(k) {
+				errs = append(errs, fmt.Sprintf("%s: Redis key pattern %q is not a key or a \"prefix:*\" glob", f.Name, k))
+			}
+		}
 		for _, r := range f.Routes {
 			if !methods[r.Method] {
 				errs = append(errs, fmt.Sprintf("%s: method %q", f.Name, r.Method))
@@ -180,6 +245,9 @@ func Validate(fs []Function) error {
 			if !eventTypeRE.MatchString(e.Type) {
 				errs = append(errs, fmt.Sprintf("%s: event type %q is not com.daytrade.<domain>.<noun>.<verb>", f.Name, e.Type))
 			}
+			if d := e.Policy(f.Name); d.BackoffDelay <= 0 || d.Retry > 20 {
+				errs = append(errs, fmt.Sprintf("%s: delivery of %s: retry %d backoff %s out of range", f.Name, e.Type, d.Retry, d.BackoffDelay))
+			}
 		}
 		for _, c := range f.Calls {
 			if c == f.Name {
@@ -191,6 +259,13 @@ func Validate(fs []Function) error {
 		for _, c := range f.Calls {
 			if !names[c] {
 				errs = append(errs, fmt.Sprintf("%s: calls unknown service %q", f.Name, c))
+			}
+		}
+		for _, e := range f.Events {
+			// The default sink may be missing (a catalog without it drops spent events);
+			// one a subscription names explicitly must exist.
+			if s := e.Delivery.DeadLetterSink; s != "" && !names[s] {
+				errs = append(errs, fmt.Sprintf("%s: dead-letter sink %q of %s is not in the catalog", f.Name, s, e.Type))
 			}
 		}
 	}

@@ -14,6 +14,7 @@ func dataFunctions() []Function {
 			Env:         map[string]string{"DATA_PROVIDER": "synthetic"},
 			Secrets:     []string{"JQUANTS_API_KEY"},
 			KeyPrefix:   "data",
+			RedisKeys:   redisMarketCache("data"),
 		},
 		{
 			Name:        "data-cache",
@@ -26,6 +27,7 @@ func dataFunctions() []Function {
 			Scaling:   defaultScaling,
 			Timeout:   30 * time.Second,
 			KeyPrefix: "data",
+			RedisKeys: redisMarketCache("data"),
 		},
 	}
 }

@@ -32,6 +32,7 @@ func eventFunctions() []Function {
 			Scaling:   defaultScaling,
 			Timeout:   30 * time.Second,
 			KeyPrefix: "jobs",
+			RedisKeys: []string{redisJobs},
 			Publishes: []string{evtMLBatchRequested},
 		},
 		{
@@ -44,6 +45,7 @@ func eventFunctions() []Function {
 			Env:         map[string]string{"DATA_PROVIDER": "synthetic", "BATCH_CHUNK": "20", "ACCURACY_THRESHOLD": "0.5"},
 			Secrets:     []string{"JQUANTS_API_KEY"},
 			KeyPrefix:   "ml",
+			RedisKeys:   redisKeys([]string{redisDedup("ml"), redisBatchResults("ml"), redisTracker, "ml:alert:*", redisJobs}, redisMarketCache("data")),
 			Calls:       []string{"ensemble"},
 			Publishes:   []string{evtMLBatchCompleted, evtMLAccuracyDegraded},
 		},
@@ -55,6 +57,7 @@ func eventFunctions() []Function {
 			Scaling:     defaultScaling,
 			Timeout:     30 * time.Second,
 			KeyPrefix:   "jobs",
+			RedisKeys:   []string{redisJobs},
 			Publishes:   []string{evtDataBatchRequested},
 		},
 		{
@@ -67,6 +70,7 @@ func eventFunctions() []Function {
 			Env:         map[string]string{"DATA_PROVIDER": "synthetic", "BATCH_CHUNK": "5"},
 			Secrets:     []string{"JQUANTS_API_KEY"},
 			KeyPrefix:   "data",
+			RedisKeys:   redisKeys([]string{redisDedup("data"), redisBatchResults("data"), redisJobs}, redisMarketCache("data")),
 			Publishes:   []string{evtDataBatchCompleted},
 		},
 		{
@@ -81,6 +85,7 @@ func eventFunctions() []Function {
 			// Long enough for an event stream (JOB_STREAM_MAX ends it first; clients reconnect).
 			Timeout:   5 * time.Minute,
 			KeyPrefix: "jobs",
+			RedisKeys: []string{redisJobs},
 		},
 		{
 			Name:        "dead-letter",
@@ -93,6 +98,7 @@ func eventFunctions() []Function {
 			Scaling:   defaultScaling,
 			Timeout:   30 * time.Second,
 			KeyPrefix: "events",
+			RedisKeys: []string{"events:dl:*"},
 		},
 	}
 }

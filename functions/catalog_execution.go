@@ -26,6 +26,7 @@ func executionFunctions() []Function {
 			},
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "exec",
+			RedisKeys: redisKeys([]string{redisLedger, redisIdempotency}, redisMarketCache("exec")),
 			Publishes: []string{"com.daytrade.execution.order.filled"},
 		},
 		{
@@ -36,6 +37,7 @@ func executionFunctions() []Function {
 			Scaling:     defaultScaling,
 			Timeout:     10 * time.Second,
 			KeyPrefix:   "exec",
+			RedisKeys:   []string{redisLedger},
 		},
 		{
 			Name:        "execution-orders",
@@ -45,6 +47,7 @@ func executionFunctions() []Function {
 			Scaling:     defaultScaling,
 			Timeout:     10 * time.Second,
 			KeyPrefix:   "exec",
+			RedisKeys:   []string{redisLedger},
 		},
 		{
 			Name:        "execution-fills",
@@ -65,6 +68,7 @@ func executionFunctions() []Function {
 			},
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "exec",
+			RedisKeys: redisKeys([]string{redisLedger, redisDedup("exec")}, redisMarketCache("exec")),
 			Publishes: []string{"com.daytrade.execution.order.filled"},
 		},
 		{
@@ -80,6 +84,7 @@ func executionFunctions() []Function {
 			Timeout:   10 * time.Second,
 			Env:       map[string]string{"MAX_SCHEDULES_PER_TENANT": "50"},
 			KeyPrefix: "exec",
+			RedisKeys: redisKeys(redisSchedules, []string{redisWorkflow, redisJobs}),
 		},
 		{
 			Name:        "execution-scheduler",
@@ -101,6 +106,7 @@ func executionFunctions() []Function {
 				"SCHEDULER_CONCURRENCY":           "8",
 			},
 			KeyPrefix: "exec",
+			RedisKeys: redisKeys(redisSchedules, []string{"exec:sched-fire:*", "exec:sched-pending", redisWorkflow, redisDedup("exec"), redisJobs}),
 			Calls:     []string{"symbols-select", "data-stocks", "ml-predict", "execution-trade", "notifications-send"},
 		},
 	}

@@ -10,5 +10,6 @@ func gatewayFunctions() []Function {
 		Scaling:     Scaling{MinScale: 1, MaxScale: 10, Concurrency: 0, Target: 500, IdleWindow: 0},
 		Timeout:     60 * time.Second,
 		KeyPrefix:   "gw",
+		RedisKeys:   []string{redisGateway, redisGatewayRate},
 	}}
 }

@@ -18,6 +18,7 @@ func mlFunctions() []Function {
 			// A predict batch is up to 10,000 rows of ~30 numbers.
 			Env:       map[string]string{"MAX_BODY_BYTES": "16777216", "ML_REGISTRY_POLL": "5s"},
 			KeyPrefix: "ml",
+			RedisKeys: []string{redisRegistry},
 		},
 		{
 			Name:        "ml-predict",
@@ -31,6 +32,7 @@ func mlFunctions() []Function {
 			Env:       map[string]string{"DATA_PROVIDER": "synthetic", "ENSEMBLE_TIMEOUT": "2s"},
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "ml",
+			RedisKeys: redisKeys([]string{redisTracker}, redisMarketCache("data")),
 			Calls:     []string{"ensemble"},
 		},
 		{
@@ -41,6 +43,7 @@ func mlFunctions() []Function {
 			Scaling:     defaultScaling,
 			Timeout:     30 * time.Second,
 			KeyPrefix:   "ml",
+			RedisKeys:   []string{redisRegistry, redisTracker},
 		},
 		{
 			Name:        "ml-train",
@@ -53,6 +56,7 @@ func mlFunctions() []Function {
 			Env:       map[string]string{"DATA_PROVIDER": "synthetic", "ML_TRAIN_PROMOTE": "if-better", "ML_TRAIN_PERIOD": "5y"},
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "ml",
+			RedisKeys: []string{redisRegistry, redisDedup("ml")},
 		},
 	}
 }

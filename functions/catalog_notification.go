@@ -27,6 +27,7 @@ func notificationFunctions() []Function {
 			Env:       map[string]string{"NOTIFY_DEFAULT_CHANNELS": "log"},
 			Secrets:   notifySecrets,
 			KeyPrefix: "notif",
+			RedisKeys: redisNotify,
 			Publishes: []string{typeNotificationRequested},
 		},
 		{
@@ -45,6 +46,7 @@ func notificationFunctions() []Function {
 			Env:       map[string]string{"NOTIFY_DEFAULT_CHANNELS": "log"},
 			Secrets:   notifySecrets,
 			KeyPrefix: "notif",
+			RedisKeys: redisKeys(redisNotify, []string{redisDedup("notif")}),
 		},
 		{
 			Name:        "notifications-status",
@@ -54,6 +56,7 @@ func notificationFunctions() []Function {
 			Scaling:     defaultScaling,
 			Timeout:     10 * time.Second,
 			KeyPrefix:   "notif",
+			RedisKeys:   []string{"notif:n:*"},
 		},
 	}
 }

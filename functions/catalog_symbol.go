@@ -20,6 +20,7 @@ func symbolFunctions() []Function {
 			Env:       symbolEnv(),
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "sym",
+			RedisKeys: redisMarketCache("sym"),
 		},
 		{
 			Name:        "symbols-screen",
@@ -31,6 +32,7 @@ func symbolFunctions() []Function {
 			Env:         symbolEnv(),
 			Secrets:     []string{"JQUANTS_API_KEY"},
 			KeyPrefix:   "sym",
+			RedisKeys:   redisKeys(redisMarketCache("sym"), []string{"sym:screen:*"}),
 		},
 		{
 			Name:        "symbols-recommend",
@@ -46,6 +48,7 @@ func symbolFunctions() []Function {
 			}(),
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "sym",
+			RedisKeys: redisMarketCache("sym"),
 			Calls:     []string{"ensemble"},
 		},
 	}

@@ -3,11 +3,12 @@ package manifests
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/day-trade/platform/functions"
 )
 
 // configMaps are the platform's shared settings and, per function, its catalog Env.
@@ -43,39 +44,51 @@ func (g *generator) configMap(name string, data map[string]string) *corev1.Confi
 	return cm
 }
 
-// prefixes are the catalog's Redis key spaces, each an ACL user.
-func (g *generator) prefixes() []string {
-	var out []string
-	for _, f := range g.fs {
-		out = append(out, f.KeyPrefix)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func redisSecret(prefix string) string { return "redis-" + prefix }
+// redisSecret is the Secret holding name's REDIS_URL: every catalog entry has its own ACL
+// user, so its own credentials.
+func redisSecret(name string) string { return "redis-" + name }
 
 // Placeholder is how a Secret template names a value that envsubst fills in at deploy time.
 func Placeholder(name string) string { return "${" + name + "}" }
 
-// RedisPasswordVar is the deploy-time variable holding the ACL user's password for prefix.
-func RedisPasswordVar(prefix string) string {
-	return "REDIS_PASSWORD_" + strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))
+// RedisPasswordVar is the deploy-time variable holding the password of the ACL user user.
+func RedisPasswordVar(user string) string {
+	return "REDIS_PASSWORD_" + strings.ToUpper(strings.ReplaceAll(user, "-", "_"))
 }
 
 // RedisAdminUser is the ACL user for operators; no function uses it.
 const RedisAdminUser = "admin"
 
-// ACL is the Redis ACL file: the default user off, an operator user, and one user per key
-// prefix that may touch only "<prefix>:*" keys and channels, without admin or dangerous
-// commands (KEYS, FLUSHALL, CONFIG, DEBUG, ...).
+// redisCommands are what a function's ACL user may run: data commands of every type,
+// MULTI/WATCH, Lua scripts and pub/sub, never admin or dangerous ones (KEYS, FLUSHALL,
+// CONFIG, DEBUG, ...). Scripts and MULTI get no further than the keys the user may touch.
+// TIME is in no category but @fast; redis_rate's GCRA script (the gateway) calls it.
+const redisCommands = "-@all +@connection +@read +@write +@keyspace +@transaction +@scripting +@pubsub -@admin -@dangerous +time"
+
+// ACLRule is the Redis ACL rule of f's user (named after f), without the user and password:
+// exactly the key and channel patterns of f.RedisPatterns and redisCommands.
+func ACLRule(f functions.Function) string {
+	var b strings.Builder
+	b.WriteString("resetkeys")
+	for _, p := range f.RedisPatterns() {
+		b.WriteString(" ~" + p)
+	}
+	b.WriteString(" resetchannels")
+	for _, p := range f.RedisPatterns() {
+		b.WriteString(" &" + p)
+	}
+	b.WriteString(" " + redisCommands)
+	return b.String()
+}
+
+// ACL is the Redis ACL file: the default user off, an operator user, and one user per
+// catalog entry (function, service and gateway) allowed exactly the key patterns it uses.
 func (g *generator) ACL() string {
 	var b strings.Builder
 	b.WriteString("user default off\n")
 	fmt.Fprintf(&b, "user %s on >%s ~* &* +@all\n", RedisAdminUser, Placeholder(RedisPasswordVar(RedisAdminUser)))
-	for _, p := range g.prefixes() {
-		fmt.Fprintf(&b, "user %s on >%s resetkeys ~%s:* resetchannels &%s:* -@all +@connection +@read +@write +@keyspace +@transaction +@scripting +@pubsub -@admin -@dangerous\n",
-			p, Placeholder(RedisPasswordVar(p)), p, p)
+	for _, f := range g.fs {
+		fmt.Fprintf(&b, "user %s on >%s %s\n", f.Name, Placeholder(RedisPasswordVar(f.Name)), ACLRule(f))
 	}
 	return b.String()
 }
@@ -89,9 +102,9 @@ func (g *generator) secretTemplates() map[string]file {
 	out["redis-acl.yaml"] = file{note: []string{use, "Mount as the Redis server's aclfile (users.acl)."}, objs: []any{acl}}
 
 	var creds []any
-	for _, p := range g.prefixes() {
-		url := fmt.Sprintf("redis://%s:%s@%s/0", p, Placeholder(RedisPasswordVar(p)), g.opts.RedisAddr)
-		creds = append(creds, g.secret(redisSecret(p), map[string]string{"url": url}))
+	for _, f := range g.fs {
+		url := fmt.Sprintf("redis://%s:%s@%s/0", f.Name, Placeholder(RedisPasswordVar(f.Name)), g.opts.RedisAddr)
+		creds = append(creds, g.secret(redisSecret(f.Name), map[string]string{"url": url}))
 	}
 	out["redis-credentials.yaml"] = file{note: []string{use, "Passwords go into URLs: use URL-safe ones (openssl rand -hex 32)."}, objs: creds}
 

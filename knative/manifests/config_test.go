@@ -64,7 +64,7 @@ func client(t *testing.T, addr, user, password string) *redis.Client {
 	return c
 }
 
-func TestRedisACLConfinesEachServiceToItsPrefix(t *testing.T) {
+func TestRedisACLConfinesEachFunctionToItsPatterns(t *testing.T) {
 	files := mustGenerate(t, fixtureCatalog())
 	acl, passwords := aclFile(t, files)
 	addr := startRedisWithACL(t, acl)
@@ -84,15 +84,16 @@ func TestRedisACLConfinesEachServiceToItsPrefix(t *testing.T) {
 		t.Errorf("unauthenticated PING: %v, want NOAUTH (default user off)", err)
 	}
 
-	g := &generator{fs: fixtureCatalog()}
-	prefixes := g.prefixes()
-	if len(prefixes) < 2 {
-		t.Fatalf("fixture needs two key prefixes, has %v", prefixes)
-	}
-	for i, p := range prefixes {
-		other := prefixes[(i+1)%len(prefixes)]
-		t.Run(p, func(t *testing.T) {
-			c := client(t, addr, p, passwords[RedisPasswordVar(p)])
+	fs := fixtureCatalog()
+	for i, f := range fs {
+		// The fixture's prefixes: each function's space, and the next one with another.
+		p := f.KeyPrefix
+		other := fs[(i+1)%len(fs)].KeyPrefix
+		for j := i + 1; other == p; j++ {
+			other = fs[j%len(fs)].KeyPrefix
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			c := client(t, addr, f.Name, passwords[RedisPasswordVar(f.Name)])
 			allowed := map[string]func() error{
 				"SET own":     func() error { return c.Set(ctx, p+":k", "v", time.Minute).Err() },
 				"GET own":     func() error { return c.Get(ctx, p+":k").Err() },
@@ -145,11 +146,11 @@ func TestRedisCredentialsMatchTheACL(t *testing.T) {
 		}
 	}
 	slices.Sort(urls)
-	g := &generator{fs: fixtureCatalog(), opts: DefaultOptions()}
 	var want []string
-	for _, p := range g.prefixes() {
-		want = append(want, fmt.Sprintf("redis-%s redis://%s:${%s}@%s/0", p, p, RedisPasswordVar(p), DefaultOptions().RedisAddr))
+	for _, f := range fixtureCatalog() {
+		want = append(want, fmt.Sprintf("redis-%s redis://%s:${%s}@%s/0", f.Name, f.Name, RedisPasswordVar(f.Name), DefaultOptions().RedisAddr))
 	}
+	slices.Sort(want)
 	if !slices.Equal(urls, want) {
 		t.Errorf("REDIS_URL templates\n got %q\nwant %q", urls, want)
 	}

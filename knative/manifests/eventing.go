@@ -85,31 +85,14 @@ func PingSourceSource(ns, name string) string {
 	return fmt.Sprintf("/apis/v1/namespaces/%s/pingsources/%s", ns, name)
 }
 
-// Schedule is a cron tick, kept out of the catalog until it has a field for it. It becomes a
-// PingSource to the Broker when a catalog function subscribes to Type. A PingSource's events
-// carry type dev.knative.sources.ping, never Type, so each subscriber of Type also gets a
-// Trigger on that type and the PingSource's source: receivers must take it as a Type event.
-type Schedule struct {
-	Name     string // PingSource name (DNS label)
-	Cron     string // five-field cron
-	Timezone string // IANA zone the cron is read in
-	Type     string // the catalog event type the ticks stand for
-	Data     string // JSON body of each tick
-}
+// Schedule is a cron tick (functions.Schedule). It becomes a PingSource to the Broker when a
+// catalog function subscribes to Type. A PingSource's events carry type
+// dev.knative.sources.ping, never Type, so each subscriber of Type also gets a Trigger on
+// that type and the PingSource's source: receivers must take it as a Type event.
+type Schedule = functions.Schedule
 
-// DefaultSchedules are the platform's cron ticks.
-func DefaultSchedules() []Schedule {
-	return []Schedule{{
-		Name: "execution-tick",
-		// Every minute, every day: tenants' cron schedules fire outside market hours too;
-		// execution-scheduler decides what is due (market_hours schedules only in TSE
-		// sessions on business days).
-		Cron:     "* * * * *",
-		Timezone: "Asia/Tokyo",
-		Type:     "com.daytrade.execution.tick",
-		Data:     `{"schedule":"execution-tick"}`,
-	}}
-}
+// DefaultSchedules are the catalog's cron ticks.
+func DefaultSchedules() []Schedule { return functions.Schedules() }
 
 func (g *generator) ref(kind, apiVersion, name string) *duckv1.KReference {
 	return &duckv1.KReference{APIVersion: apiVersion, Kind: kind, Name: name}
@@ -119,35 +102,36 @@ func (g *generator) serviceRef(name string) *duckv1.KReference {
 	return g.ref("Service", servingv1.SchemeGroupVersion.String(), name)
 }
 
-// delivery is the retry policy; the dead-letter sink is left out for the dead-letter
-// function's own subscriptions, which would otherwise loop.
-func (g *generator) delivery(subscriber string) *DeliverySpec {
-	d := &DeliverySpec{
-		Retry:         ptr(g.opts.Delivery.Retry),
+// delivery is d as a Trigger's (or the Broker's) spec.delivery. Its deadLetterSink is left
+// out when the catalog lacks the sink function: the events are dropped after their retries.
+func (g *generator) delivery(d functions.Delivery) *DeliverySpec {
+	out := &DeliverySpec{
+		Retry:         ptr(int32(d.Retry)),
 		BackoffPolicy: ptr("exponential"),
-		BackoffDelay:  ptr(isoDuration(g.opts.Delivery.BackoffDelay)),
+		BackoffDelay:  ptr(isoDuration(d.BackoffDelay)),
 	}
-	if _, ok := g.byName[DeadLetter]; ok && subscriber != DeadLetter {
-		d.DeadLetterSink = &duckv1.Destination{Ref: g.serviceRef(DeadLetter)}
+	if _, ok := g.byName[d.DeadLetterSink]; ok {
+		out.DeadLetterSink = &duckv1.Destination{Ref: g.serviceRef(d.DeadLetterSink)}
 	}
-	return d
+	return out
 }
 
 func (g *generator) broker() (*Broker, []string) {
 	b := &Broker{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "eventing.knative.dev/v1", Kind: "Broker"},
 		ObjectMeta: g.meta(g.opts.Broker),
-		Spec:       BrokerSpec{Delivery: g.delivery("")},
+		Spec:       BrokerSpec{Delivery: g.delivery(functions.DefaultDelivery)},
 	}
 	b.Annotations = map[string]string{"eventing.knative.dev/broker.class": g.opts.BrokerClass}
 	note := []string{"The Broker's delivery applies to Triggers without their own; every generated Trigger has one."}
-	if _, ok := g.byName[DeadLetter]; !ok {
-		note = append(note, "The catalog has no "+DeadLetter+" function yet: events are dropped after their retries.")
+	if _, ok := g.byName[functions.DefaultDelivery.DeadLetterSink]; !ok {
+		note = append(note, "The catalog has no "+functions.DefaultDelivery.DeadLetterSink+" function yet: events are dropped after their retries.")
 	}
 	return b, note
 }
 
-func (g *generator) trigger(name string, f functions.Function, filter map[string]string, path string) *Trigger {
+func (g *generator) trigger(name string, f functions.Function, filter map[string]string, e functions.Subscription) *Trigger {
+	path := e.Path
 	if path == "" {
 		path = "/"
 	}
@@ -159,7 +143,7 @@ func (g *generator) trigger(name string, f functions.Function, filter map[string
 			Broker:     g.opts.Broker,
 			Filter:     &TriggerFilter{Attributes: filter},
 			Subscriber: duckv1.Destination{Ref: g.serviceRef(f.Name), URI: uri},
-			Delivery:   g.delivery(f.Name),
+			Delivery:   g.delivery(e.Policy(f.Name)),
 		},
 	}
 	t.Labels = g.labels(f)
@@ -177,14 +161,14 @@ func (g *generator) triggers() []any {
 				filter["source"] = e.Source
 			}
 			name := uniqueName(used, f.Name+"-"+strings.ReplaceAll(strings.TrimPrefix(e.Type, "com.daytrade."), ".", "-"), e.Type+"|"+e.Source+"|"+e.Path)
-			out = append(out, g.trigger(name, f, filter, e.Path))
+			out = append(out, g.trigger(name, f, filter, e))
 			for _, s := range g.opts.Schedules {
 				if s.Type != e.Type || (e.Source != "" && e.Source != PingSourceSource(g.opts.Namespace, s.Name)) {
 					continue
 				}
 				filter := map[string]string{"type": PingEventType, "source": PingSourceSource(g.opts.Namespace, s.Name)}
 				name := uniqueName(used, f.Name+"-ping-"+s.Name, s.Name+"|"+e.Path)
-				out = append(out, g.trigger(name, f, filter, e.Path))
+				out = append(out, g.trigger(name, f, filter, e))
 			}
 		}
 	}

@@ -192,7 +192,7 @@ func (g *generator) envFrom(f functions.Function) []corev1.EnvFromSource {
 // secretEnv names every secret the function reads; values stay in Secrets.
 func (g *generator) secretEnv(f functions.Function) []corev1.EnvVar {
 	out := []corev1.EnvVar{{Name: "REDIS_URL", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: redisSecret(f.KeyPrefix)}, Key: "url",
+		LocalObjectReference: corev1.LocalObjectReference{Name: redisSecret(f.Name)}, Key: "url",
 	}}}}
 	secrets := slices.Clone(f.Secrets)
 	slices.Sort(secrets)

@@ -217,7 +217,7 @@ func function(f functions.Function, o Options) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: memory %d MB for kind %s is outside Lambda's 128-10240", f.Name, mem, f.Kind)
 	}
 	env := map[string]any{
-		"REDIS_URL": sub("{{resolve:secretsmanager:${SecretsPrefix}/redis-" + f.KeyPrefix + ":SecretString:url}}"),
+		"REDIS_URL": sub("{{resolve:secretsmanager:${SecretsPrefix}/redis-" + f.Name + ":SecretString:url}}"),
 	}
 	for k, v := range f.Env {
 		env[k] = v

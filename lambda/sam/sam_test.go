@@ -181,7 +181,7 @@ func TestTemplateShapes(t *testing.T) {
 			t.Errorf("setting missing: %v", env)
 		}
 		for name, want := range map[string]string{
-			"REDIS_URL":    "{{resolve:secretsmanager:${SecretsPrefix}/redis-exec:SecretString:url}}",
+			"REDIS_URL":    "{{resolve:secretsmanager:${SecretsPrefix}/redis-execution-trade:SecretString:url}}",
 			"BROKER_TOKEN": "{{resolve:secretsmanager:${SecretsPrefix}/platform-secrets:SecretString:BROKER_TOKEN}}",
 		} {
 			if got := at(t, env, name, "Fn::Sub"); got != want {

@@ -1,0 +1,50 @@
+package functions
+
+// Redis key patterns of the shared stores, for the functions' RedisKeys. Each names the keys
+// one package builds under a service's key space (see the package's key functions); the
+// ACL test in knative/manifests runs those packages as each function's ACL user.
+const (
+	// redisJobs is shared/jobs: job records and their change channels, "jobs:" for everyone.
+	redisJobs = "jobs:*"
+	// redisRegistry is shared/ml/registry's Registry: versions, artifacts, the promoted
+	// pointer, claims and the promotion channel.
+	redisRegistry = "ml:registry:*"
+	// redisTracker is shared/ml/registry's Tracker: pending predictions and realised accuracy.
+	redisTracker = "ml:track:*"
+	// redisLedger is shared/ledger: each tenant's order stream, order index and snapshot.
+	redisLedger = "exec:ledger:*"
+	// redisIdempotency is shared/idempotency: locks and stored responses per key.
+	redisIdempotency = "exec:idem:*"
+	// redisWorkflow is shared/workflow: saga runs, their step states, data and leases.
+	redisWorkflow = "exec:wf:*"
+	// redisGateway is the gateway's own space (API keys, quotas, cached answers, dev key).
+	redisGateway = "gw:*"
+	// redisGatewayRate is the gateway's GCRA cells: redis_rate puts "rate:" before its keys.
+	redisGatewayRate = "rate:gw:*"
+)
+
+// redisMarketCache is shared/marketcache in space: cached bars and hit/miss counters.
+func redisMarketCache(space string) []string {
+	return []string{space + ":bars:*", space + ":stats:*"}
+}
+
+// redisDedup is events.Receiver's (source, id) dedup marks in space.
+func redisDedup(space string) string { return space + ":ce:*" }
+
+// redisBatchResults is shared/batch's per-job results and write log in space.
+func redisBatchResults(space string) string { return space + ":batch:*" }
+
+// redisSchedules is shared/schedule: schedules, each tenant's index and the active set.
+var redisSchedules = []string{"exec:sched:*", "exec:sched-tenant:*", "exec:sched-active"}
+
+// redisNotify is shared/notify: notification records and per-channel delivery locks.
+var redisNotify = []string{"notif:n:*", "notif:lock:*"}
+
+// redisKeys joins pattern lists into one RedisKeys value.
+func redisKeys(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
