@@ -25,15 +25,17 @@ import (
 	"github.com/day-trade/platform/functions"
 )
 
-// BrokerOptions configure the local Broker. Zero values take the defaults, which match the
-// delivery the Knative manifests give every Trigger (manifests.DefaultOptions: 5 retries,
-// exponential from 500ms, then the dead-letter sink).
+// BrokerOptions configure the local Broker. Zero values take the defaults. Each Trigger's
+// delivery (retries, backoff, dead-letter sink) is its catalog subscription's
+// (functions.Subscription.Policy), the same the Knative manifests write into its Trigger;
+// Retry and BackoffDelay only override it, for tests that cannot wait for real backoff.
 type BrokerOptions struct {
 	// Port is the ingress port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// Retry is how many times a failed delivery is retried after the first attempt.
+	// Retry, when not 0, replaces every Trigger's retry count (negative: no retries).
 	Retry int
-	// BackoffDelay is the first retry's delay; retry n waits BackoffDelay·2^n.
+	// BackoffDelay, when positive, replaces every Trigger's first retry delay; retry n
+	// waits BackoffDelay·2^n.
 	BackoffDelay time.Duration
 	// Stream is the Redis Stream holding accepted events; "" means "broker:default:events".
 	Stream string
@@ -47,15 +49,6 @@ type BrokerOptions struct {
 }
 
 func (o BrokerOptions) withDefaults() BrokerOptions {
-	if o.Retry == 0 {
-		o.Retry = 5
-	}
-	if o.Retry < 0 {
-		o.Retry = 0
-	}
-	if o.BackoffDelay <= 0 {
-		o.BackoffDelay = 500 * time.Millisecond
-	}
 	if o.Stream == "" {
 		o.Stream = "broker:default:events"
 	}
@@ -70,10 +63,6 @@ func (o BrokerOptions) withDefaults() BrokerOptions {
 	}
 	return o
 }
-
-// deadLetterName is the catalog function that receives undeliverable events (the same name
-// the manifests use for every Trigger's deadLetterSink).
-const deadLetterName = "dead-letter"
 
 // Extension attributes Knative's dispatcher adds to an event it sends to a dead-letter sink.
 const (
@@ -94,6 +83,8 @@ type trigger struct {
 	source string // "" matches any source
 	path   string
 	host   string
+	// delivery is the subscription's catalog policy with the broker's overrides applied.
+	delivery functions.Delivery
 }
 
 func (t *trigger) matches(e cloudevents.Event) bool {
@@ -115,8 +106,8 @@ type broker struct {
 	log       *slog.Logger
 	rdb       *redis.Client
 	triggers  []*trigger
-	dlq       *trigger // nil when the catalog has no dead-letter function
-	activator string   // base URL deliveries are sent to, routed by Host
+	sinks     map[string]*trigger // dead-letter sinks by catalog name
+	activator string              // base URL deliveries are sent to, routed by Host
 	client    *http.Client
 	srv       *http.Server
 	ln        net.Listener
@@ -149,10 +140,12 @@ func newBroker(cfg brokerConfig) (*broker, error) {
 		client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}},
 	}
 	used := map[string]bool{}
+	byName := map[string]functions.Function{}
 	for _, f := range cfg.Functions {
-		if f.Name == deadLetterName {
-			b.dlq = &trigger{name: deadLetterName, fn: f, path: "/", host: f.Host(cfg.Namespace)}
-		}
+		byName[f.Name] = f
+	}
+	b.sinks = map[string]*trigger{}
+	for _, f := range cfg.Functions {
 		for _, s := range f.Events {
 			base := f.Name + "-" + strings.ReplaceAll(strings.TrimPrefix(s.Type, "com.daytrade."), ".", "-")
 			name := base
@@ -164,9 +157,20 @@ func newBroker(cfg brokerConfig) (*broker, error) {
 			if path == "" {
 				path = "/"
 			}
+			d := s.Policy(f.Name)
+			if opts.Retry != 0 {
+				d.Retry = max(opts.Retry, 0)
+			}
+			if opts.BackoffDelay > 0 {
+				d.BackoffDelay = opts.BackoffDelay
+			}
+			if sink, ok := byName[d.DeadLetterSink]; ok && b.sinks[sink.Name] == nil {
+				// A sink gets the dead letter with the delivery of the subscription that failed.
+				b.sinks[sink.Name] = &trigger{name: sink.Name, fn: sink, path: "/", host: sink.Host(cfg.Namespace)}
+			}
 			b.triggers = append(b.triggers, &trigger{
 				name: name, group: "trigger:" + name, fn: f, typ: s.Type, source: s.Source,
-				path: path, host: f.Host(cfg.Namespace),
+				path: path, host: f.Host(cfg.Namespace), delivery: d,
 			})
 		}
 	}
@@ -382,7 +386,7 @@ func (b *broker) handle(ctx context.Context, t *trigger, m redis.XMessage) {
 		return
 	}
 	log := b.log.With("trigger", t.name, "ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
-	res := b.deliverWithRetry(ctx, log, t, e)
+	res := b.deliverWithRetry(ctx, log, t, t.delivery, e)
 	switch {
 	case res.ok():
 		b.ack(t, m.ID)
@@ -390,7 +394,8 @@ func (b *broker) handle(ctx context.Context, t *trigger, m redis.XMessage) {
 	case ctx.Err() != nil:
 		return
 	}
-	if b.dlq == nil || t.fn.Name == deadLetterName {
+	sink := b.sinks[t.delivery.DeadLetterSink]
+	if sink == nil {
 		log.Error("event dropped after its retries: no dead-letter sink", "status", res.status, "err", res.err)
 		b.ack(t, m.ID)
 		return
@@ -402,7 +407,7 @@ func (b *broker) handle(ctx context.Context, t *trigger, m redis.XMessage) {
 		dl.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(res.body))
 	}
 	log.Warn("event sent to the dead-letter sink", "status", res.status, "err", res.err)
-	if dres := b.deliverWithRetry(ctx, log, b.dlq, dl); dres.ok() {
+	if dres := b.deliverWithRetry(ctx, log, sink, t.delivery, dl); dres.ok() {
 		b.ack(t, m.ID)
 		return
 	}
@@ -442,15 +447,15 @@ func (r result) retriable() bool {
 	return false
 }
 
-// deliverWithRetry sends e to t, retrying with exponential backoff.
-func (b *broker) deliverWithRetry(ctx context.Context, log *slog.Logger, t *trigger, e cloudevents.Event) result {
+// deliverWithRetry sends e to t, retrying with d's exponential backoff.
+func (b *broker) deliverWithRetry(ctx context.Context, log *slog.Logger, t *trigger, d functions.Delivery, e cloudevents.Event) result {
 	var res result
 	for attempt := 0; ; attempt++ {
 		res = b.deliver(ctx, t, e)
-		if res.ok() || !res.retriable() || attempt >= b.opts.Retry || ctx.Err() != nil {
+		if res.ok() || !res.retriable() || attempt >= d.Retry || ctx.Err() != nil {
 			return res
 		}
-		delay := b.opts.BackoffDelay << attempt
+		delay := d.BackoffDelay << attempt
 		log.Debug("delivery failed; retrying", "subscriber", t.fn.Name, "attempt", attempt+1, "status", res.status, "err", res.err, "after", delay)
 		if !sleep(ctx, delay) {
 			return res
@@ -520,6 +525,6 @@ func (p *Platform) startBroker() error {
 	}
 	p.broker = b
 	p.opts.Env = append(slices.Clone(p.opts.Env), "BROKER_URL="+b.url, "K_SINK="+b.url)
-	p.log.Info("broker up", "url", b.url, "triggers", len(b.triggers), "dead_letter", b.dlq != nil)
+	p.log.Info("broker up", "url", b.url, "triggers", len(b.triggers), "dead_letter_sinks", len(b.sinks))
 	return nil
 }

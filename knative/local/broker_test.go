@@ -28,6 +28,7 @@ const (
 	typeB      = "com.daytrade.test.b.happened"
 	typePoison = "com.daytrade.test.poison.happened"
 	typeFlaky  = "com.daytrade.test.flaky.happened"
+	typeOwn    = "com.daytrade.test.own.happened"
 	ns         = "day-trade"
 )
 
@@ -96,7 +97,10 @@ func brokerCatalog() []functions.Function {
 		fn("sub-b", functions.Subscription{Type: typeB}),
 		fn("sub-poison", functions.Subscription{Type: typePoison}),
 		fn("sub-flaky", functions.Subscription{Type: typeFlaky}),
-		fn(deadLetterName),
+		// Its own catalog delivery: one retry, a fast backoff and another sink.
+		fn("sub-own", functions.Subscription{Type: typeOwn, Delivery: functions.Delivery{Retry: 1, BackoffDelay: 10 * time.Millisecond, DeadLetterSink: "sub-own-sink"}}),
+		fn("sub-own-sink"),
+		fn(functions.DeadLetterFunction),
 	}
 }
 
@@ -211,7 +215,7 @@ func TestBrokerDeliversByExactFilter(t *testing.T) {
 	}
 	// Every entry of every group is acked once delivered or filtered out.
 	eventuallyTrue(t, "nothing pending", func() bool { return pending(t, f.rdb, b) == 0 })
-	if n := len(f.subs.deliveries(deadLetterName)); n != 0 {
+	if n := len(f.subs.deliveries(functions.DeadLetterFunction)); n != 0 {
 		t.Errorf("%d dead letters, want 0", n)
 	}
 }
@@ -228,6 +232,44 @@ func pending(t *testing.T, rdb *redis.Client, b *broker) int64 {
 	return total
 }
 
+// TestBrokerUsesTheCatalogDelivery runs without broker overrides: the subscription's own
+// catalog Delivery decides the attempts and the sink, as it decides its Knative Trigger's.
+func TestBrokerUsesTheCatalogDelivery(t *testing.T) {
+	t.Parallel()
+	f := newBrokerFixture(t, BrokerOptions{})
+	f.subs.setAnswer("sub-own", func(cloudevents.Event, int) int { return http.StatusServiceUnavailable })
+	b, _ := f.start(t)
+	for _, tr := range b.triggers {
+		if want := brokerSubscription(t, tr.fn.Name, tr.typ).Policy(tr.fn.Name); tr.delivery != want {
+			t.Errorf("trigger %s: delivery %+v, want the catalog's %+v", tr.name, tr.delivery, want)
+		}
+	}
+	publish(t, b, "own-503", typeOwn, "/y")
+	eventuallyTrue(t, "dead letter in the subscription's own sink", func() bool { return len(f.subs.deliveries("sub-own-sink")) == 1 })
+	if n := len(f.subs.deliveries("sub-own")); n != 2 {
+		t.Errorf("sub-own got %d attempts, want 1 + its catalog Retry 1", n)
+	}
+	if n := len(f.subs.deliveries(functions.DeadLetterFunction)); n != 0 {
+		t.Errorf("the default sink got %d dead letters; sub-own names another", n)
+	}
+	if got := f.subs.deliveries("sub-own-sink")[0].e.Extensions()[ExtErrorCode]; fmt.Sprint(got) != "503" {
+		t.Errorf("dead letter's %s = %v, want 503", ExtErrorCode, got)
+	}
+}
+
+func brokerSubscription(t *testing.T, fn, typ string) functions.Subscription {
+	t.Helper()
+	for _, f := range brokerCatalog() {
+		for _, s := range f.Events {
+			if f.Name == fn && s.Type == typ {
+				return s
+			}
+		}
+	}
+	t.Fatalf("no subscription %s of %s", typ, fn)
+	return functions.Subscription{}
+}
+
 func TestBrokerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	t.Parallel()
 	f := newBrokerFixture(t, BrokerOptions{Retry: 3, BackoffDelay: 50 * time.Millisecond})
@@ -241,7 +283,7 @@ func TestBrokerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		publish(t, b, id, typeB, "/y")
 	}
 
-	eventuallyTrue(t, "two dead letters", func() bool { return len(f.subs.deliveries(deadLetterName)) == 2 })
+	eventuallyTrue(t, "two dead letters", func() bool { return len(f.subs.deliveries(functions.DeadLetterFunction)) == 2 })
 	// The 503 was tried 1 + Retry times, the 400 once: a poison event is not retried.
 	if n := len(f.subs.deliveries("sub-flaky")); n != 4 {
 		t.Errorf("flaky subscriber got %d attempts, want 4", n)
@@ -250,7 +292,7 @@ func TestBrokerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		t.Errorf("poison subscriber got %d attempts, want 1", n)
 	}
 	byID := map[string]cloudevents.Event{}
-	for _, r := range f.subs.deliveries(deadLetterName) {
+	for _, r := range f.subs.deliveries(functions.DeadLetterFunction) {
 		byID[r.e.ID()] = r.e
 	}
 	for id, want := range map[string]struct {
@@ -279,7 +321,7 @@ func TestBrokerRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	// one was given up.
 	var order []string
 	for _, r := range f.subs.log {
-		if r.fn == "sub-b" || r.fn == deadLetterName && r.e.ID() == "always-503" {
+		if r.fn == "sub-b" || r.fn == functions.DeadLetterFunction && r.e.ID() == "always-503" {
 			order = append(order, r.e.ID())
 		}
 	}
@@ -320,7 +362,7 @@ func TestBrokerRedeliversPendingAfterRestart(t *testing.T) {
 		return len(d) > before && d[len(d)-1].e.ID() == "survives"
 	})
 	eventuallyTrue(t, "acked", func() bool { return pending(t, f.rdb, b2) == 0 })
-	if n := len(f.subs.deliveries(deadLetterName)); n != 0 {
+	if n := len(f.subs.deliveries(functions.DeadLetterFunction)); n != 0 {
 		t.Errorf("%d dead letters, want 0", n)
 	}
 }
@@ -329,7 +371,7 @@ func TestBrokerKeepsEventsWhenTheDeadLetterSinkIsDown(t *testing.T) {
 	t.Parallel()
 	f := newBrokerFixture(t, BrokerOptions{Retry: 1, BackoffDelay: 10 * time.Millisecond, RedeliverAfter: 50 * time.Millisecond})
 	f.subs.setAnswer("sub-poison", func(cloudevents.Event, int) int { return http.StatusBadRequest })
-	f.subs.setAnswer(deadLetterName, func(_ cloudevents.Event, n int) int {
+	f.subs.setAnswer(functions.DeadLetterFunction, func(_ cloudevents.Event, n int) int {
 		if n <= 4 { // down for the first delivery and its retry, and one sweep
 			return http.StatusServiceUnavailable
 		}
@@ -337,7 +379,7 @@ func TestBrokerKeepsEventsWhenTheDeadLetterSinkIsDown(t *testing.T) {
 	})
 	b, _ := f.start(t)
 	publish(t, b, "poison", typePoison, "/y")
-	eventuallyTrue(t, "parked at last", func() bool { return len(f.subs.deliveries(deadLetterName)) >= 5 })
+	eventuallyTrue(t, "parked at last", func() bool { return len(f.subs.deliveries(functions.DeadLetterFunction)) >= 5 })
 	eventuallyTrue(t, "acked", func() bool { return pending(t, f.rdb, b) == 0 })
 }
 

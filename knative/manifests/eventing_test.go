@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 	"sigs.k8s.io/yaml"
+
+	"github.com/day-trade/platform/functions"
 )
 
 // schema is an OpenAPI v3 structural schema, as much of it as eventing's CRDs use.
@@ -427,5 +429,44 @@ func TestFixtureHasTheTick(t *testing.T) {
 	_, _, pings := eventing(t, mustGenerate(t, fixtureCatalog()))
 	if len(pings) != 1 {
 		t.Fatalf("fixture: %d PingSources, want 1", len(pings))
+	}
+}
+
+// TestTriggerDeliveryIsTheCatalogs: a subscription's own Delivery reaches its Trigger (and
+// only its Trigger); the local Broker reads the same Subscription.Policy.
+func TestTriggerDeliveryIsTheCatalogs(t *testing.T) {
+	fs := fixtureCatalog()
+	var sub, fn string
+	for i := range fs {
+		if len(fs[i].Events) > 0 && fs[i].Name != DeadLetter {
+			fs[i].Events[0].Delivery = functions.Delivery{Retry: 2, BackoffDelay: 1500 * time.Millisecond}
+			sub, fn = fs[i].Events[0].Type, fs[i].Name
+			break
+		}
+	}
+	if sub == "" {
+		t.Fatal("fixture has no subscription")
+	}
+	files := mustGenerate(t, fs)
+	seen := 0
+	for _, o := range objects(t, files, "base/eventing/")["Trigger"] {
+		var tr Trigger
+		strict(t, o, &tr)
+		d := tr.Spec.Delivery
+		own := tr.Spec.Subscriber.Ref.Name == fn && tr.Spec.Filter.Attributes["type"] == sub
+		want := functions.DefaultDelivery
+		if own {
+			seen++
+			want.Retry, want.BackoffDelay = 2, 1500*time.Millisecond
+		}
+		if *d.Retry != int32(want.Retry) || *d.BackoffDelay != isoDuration(want.BackoffDelay) || *d.BackoffPolicy != "exponential" {
+			t.Errorf("Trigger %s: retry %d backoff %s, want %d %s", tr.Name, *d.Retry, *d.BackoffDelay, want.Retry, isoDuration(want.BackoffDelay))
+		}
+		if tr.Spec.Subscriber.Ref.Name != DeadLetter && (d.DeadLetterSink == nil || d.DeadLetterSink.Ref.Name != DeadLetter) {
+			t.Errorf("Trigger %s: dead-letter sink %+v, want %s", tr.Name, d.DeadLetterSink, DeadLetter)
+		}
+	}
+	if seen != 1 {
+		t.Errorf("%d Triggers for %s of %s, want 1", seen, sub, fn)
 	}
 }
