@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 DATA_DIR ?= shared/ml/testdata
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test test-short lint bench fuzz manifests lambda train eval clean
+.PHONY: run build test test-short lint bench bench-go fuzz manifests lambda train eval clean
 
 ## run: the whole platform on this machine (gateway :8080, functions on demand, embedded Redis)
 run:
@@ -32,17 +32,18 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: Go benchmarks (results in bench.out; compare runs with benchstat)
+## bench: the measured numbers (~15 min): gateway vs bare proxy, nginx and Caddy; cold starts;
+##   end to end; ensemble benchmarks -> docs/benchmarks.md, .json, cold-start.svg, gateway-bench.md
 bench:
+	$(GO) run ./tests/bench -out docs/benchmarks.md
+
+## bench-go: every Go benchmark, -count 5 (results in bench.out; compare runs with benchstat)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.out
 
-## fuzz: every fuzz target for FUZZTIME each
+## fuzz: every fuzz target for FUZZTIME each, a summary line per target; crashers stay in testdata/fuzz
 fuzz:
-	@for pkg in $$($(GO) list $(PKGS)); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	$(GO) run ./tests/fuzzsum -fuzztime $(FUZZTIME) $(PKGS)
 
 ## eval: walk-forward report (ensemble beside naive baselines) on the real TSE daily files
 eval:

@@ -23,7 +23,9 @@ type wrkResult struct {
 	Requests int64   `json:"requests"`
 	Seconds  float64 `json:"seconds"`
 	P50ms    float64 `json:"p50_ms"`
+	P95ms    float64 `json:"p95_ms"`
 	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p99_9_ms"`
 	Non2xx   int64   `json:"non_2xx"`
 	SockErrs int64   `json:"socket_errors"`
 	CPUms    float64 `json:"server_cpu_ms"`
@@ -40,8 +42,18 @@ var (
 	reTotal    = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(m?s|m)`)
 	reNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	reSockErrs = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-	rePct      = regexp.MustCompile(`^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	// Printed by percentileScript's done hook: "PCT <percentile> <microseconds>".
+	rePct = regexp.MustCompile(`^PCT ([0-9.]+) ([0-9]+)\s*$`)
 )
+
+// percentileScript makes wrk print the percentiles its --latency table lacks (p95, p99.9)
+// from the same HdrHistogram, in microseconds.
+const percentileScript = `done = function(summary, latency, requests)
+  for _, p in ipairs({50, 95, 99, 99.9}) do
+    io.write(string.format("PCT %g %d\n", p, latency:percentile(p)))
+  end
+end
+`
 
 // runWrk runs wrk with args against url, measuring meanwhile the CPU time of the server pid,
 // of wrk itself, of the others the harness runs (backend, redis-server) and of the whole
@@ -104,17 +116,17 @@ func runWrk(ctx context.Context, args []string, url string, header string, pid i
 		if m == nil {
 			continue
 		}
-		v, _ := strconv.ParseFloat(m[2], 64)
-		switch m[3] {
-		case "us":
-			v /= 1000
-		case "s":
-			v *= 1000
-		}
-		if m[1] == "50" {
+		us, _ := strconv.ParseFloat(m[2], 64)
+		v := us / 1000
+		switch m[1] {
+		case "50":
 			r.P50ms = v
-		} else {
+		case "95":
+			r.P95ms = v
+		case "99":
 			r.P99ms = v
+		case "99.9":
+			r.P999ms = v
 		}
 	}
 	r.CPUms = float64(cpu.Milliseconds())

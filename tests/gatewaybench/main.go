@@ -57,6 +57,7 @@ type options struct {
 	rounds     int
 	rates      string
 	rateFor    time.Duration
+	rateWarm   time.Duration
 	latRounds  int
 	killRate   int
 	killAfter  time.Duration
@@ -78,9 +79,10 @@ func main() {
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "wrk duration per measured run")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up before each measured run (not reported)")
 	flag.IntVar(&o.rounds, "rounds", 3, "throughput rounds (each server once per round, order rotated)")
-	flag.StringVar(&o.rates, "rates", "1000,2000", "fixed rates (requests/s) for the latency runs")
+	flag.StringVar(&o.rates, "rates", "1000,2000,5000", "fixed rates (requests/s) for the latency runs")
 	flag.DurationVar(&o.rateFor, "rate-duration", 10*time.Second, "length of each fixed-rate run")
-	flag.IntVar(&o.latRounds, "rate-rounds", 3, "fixed-rate rounds (direct and gateway once each per round, order alternated)")
+	flag.DurationVar(&o.rateWarm, "rate-warmup", 2*time.Second, "warm-up at the same rate before each fixed-rate run (not reported)")
+	flag.IntVar(&o.latRounds, "rate-rounds", 3, "fixed-rate rounds (every target once per round, order rotated)")
 	flag.IntVar(&o.killRate, "kill-rate", 500, "requests/s during the Redis-kill scenario")
 	flag.DurationVar(&o.killAfter, "kill-after", 5*time.Second, "load before redis-server is killed")
 	flag.DurationVar(&o.killFor, "kill-for", 10*time.Second, "how long redis-server stays dead")
@@ -141,7 +143,9 @@ type TargetResult struct {
 	MedianRPS float64     `json:"median_requests_per_s"`
 	Ratio     float64     `json:"ratio_vs_bare"`
 	P50ms     float64     `json:"median_p50_ms"`
+	P95ms     float64     `json:"median_p95_ms"`
 	P99ms     float64     `json:"median_p99_ms"`
+	P999ms    float64     `json:"median_p99_9_ms"`
 	CPUPer1k  float64     `json:"median_cpu_ms_per_1000_requests"`
 	Errors    int64       `json:"non_2xx_and_socket_errors"`
 	// Background is the median share of the machine other processes used during the runs.
@@ -160,6 +164,25 @@ type Latency struct {
 	// BareAddedP99 is the same for the bare ReverseProxy (median over the rounds): what any
 	// Go proxy hop costs on this machine.
 	BareAddedP99 map[int]float64 `json:"bare_proxy_added_p99_ms"`
+	// Summary is one row per rate and target: medians over the rounds.
+	Summary []rateSummary `json:"summary"`
+}
+
+// rateSummary is one target at one fixed rate, medians over the rounds.
+type rateSummary struct {
+	Rate     int     `json:"rate"`
+	Target   string  `json:"target"`
+	Rounds   int     `json:"rounds"`
+	Success  float64 `json:"min_success_ratio"`
+	P50ms    float64 `json:"median_p50_ms"`
+	P95ms    float64 `json:"median_p95_ms"`
+	P99ms    float64 `json:"median_p99_ms"`
+	P999ms   float64 `json:"median_p99_9_ms"`
+	CPUPer1k float64 `json:"median_cpu_ms_per_1000_requests,omitempty"`
+	// AddedP99 is the median over the rounds of this target's p99 minus the direct run's.
+	AddedP99 float64 `json:"median_added_p99_ms"`
+	// P99VsBare is this target's median p99 over the bare proxy's.
+	P99VsBare float64 `json:"p99_vs_bare"`
 }
 
 // RedisKill is the outage scenario.
@@ -211,6 +234,7 @@ type env struct {
 	key     string
 	intKey  string
 	path    string
+	script  string // wrk Lua script printing the extra percentiles
 }
 
 const benchPath = "/api/v1/data/stocks/7203.T"
@@ -223,6 +247,10 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(dir)
 	e := &env{o: o, dir: dir, path: benchPath}
 	if e.self, err = os.Executable(); err != nil {
+		return err
+	}
+	e.script = filepath.Join(dir, "percentiles.lua")
+	if err := os.WriteFile(e.script, []byte(percentileScript), 0o644); err != nil {
 		return err
 	}
 	e.gwBin = filepath.Join(dir, "gateway")
@@ -359,12 +387,12 @@ func (e *env) servers() []server {
 }
 
 func (e *env) wrkArgs(d time.Duration) []string {
-	return []string{"-t" + strconv.Itoa(e.o.threads), "-c" + strconv.Itoa(e.o.conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s"}
+	return []string{"-t" + strconv.Itoa(e.o.threads), "-c" + strconv.Itoa(e.o.conns), "-d" + strconv.Itoa(max(1, int(d.Seconds()))) + "s", "-s", e.script}
 }
 
 func (e *env) throughput(ctx context.Context) (*Throughput, error) {
 	srvs := e.servers()
-	t := &Throughput{Rounds: e.o.rounds, Command: "wrk " + strings.Join(e.wrkArgs(e.o.duration), " ") + " --latency [-H 'X-API-Key: …'] http://127.0.0.1:PORT" + e.path}
+	t := &Throughput{Rounds: e.o.rounds, Command: "wrk " + strings.ReplaceAll(strings.Join(e.wrkArgs(e.o.duration), " "), e.script, "percentiles.lua") + " --latency [-H 'X-API-Key: …'] http://127.0.0.1:PORT" + e.path + " (percentiles.lua prints p50/p95/p99/p99.9 from wrk's histogram)"}
 	results := make([]TargetResult, len(srvs))
 	for i, s := range srvs {
 		results[i] = TargetResult{Name: s.name, Skipped: s.skip}
@@ -426,7 +454,9 @@ func (e *env) throughput(ctx context.Context) (*Throughput, error) {
 		}
 		r.MedianRPS = median(r.Runs, func(w wrkResult) float64 { return w.RPS })
 		r.P50ms = median(r.Runs, func(w wrkResult) float64 { return w.P50ms })
+		r.P95ms = median(r.Runs, func(w wrkResult) float64 { return w.P95ms })
 		r.P99ms = median(r.Runs, func(w wrkResult) float64 { return w.P99ms })
+		r.P999ms = median(r.Runs, func(w wrkResult) float64 { return w.P999ms })
 		r.CPUPer1k = median(r.Runs, func(w wrkResult) float64 { return w.CPUPer1k })
 		r.Background = median(r.Runs, func(w wrkResult) float64 { return w.Background })
 		for _, w := range r.Runs {
@@ -445,39 +475,50 @@ func (e *env) throughput(ctx context.Context) (*Throughput, error) {
 
 func (e *env) latency(ctx context.Context) (*Latency, error) {
 	l := &Latency{AddedP99: map[int]float64{}, AddedP99Rounds: map[int][]float64{}, BareAddedP99: map[int]float64{}}
-	gw, err := e.startGateway(ctx)
-	if err != nil {
-		return nil, err
+	type target struct {
+		name string
+		tr   vegeta.Targeter
+		pid  int
 	}
-	defer gw.stop()
-	bare, err := e.servers()[0].start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer bare.stop()
+	// Every proxy stays up for the whole comparison (idle while another is measured), in
+	// front of the same backend; the direct run is the baseline of each round.
+	targets := []target{{"direct to backend", staticTarget("http://"+e.backend.addr+e.path, nil), 0}}
 	keyHdr := http.Header{"X-Api-Key": {e.key}}
+	for _, s := range e.servers() {
+		if s.skip != "" {
+			continue
+		}
+		p, err := s.start(ctx)
+		if err != nil {
+			if s.name == "gateway, full chain" || strings.HasPrefix(s.name, "bare") {
+				return nil, err
+			}
+			fmt.Fprintf(os.Stderr, "latency: %s skipped: %v\n", s.name, err)
+			continue
+		}
+		defer p.stop()
+		var h http.Header
+		if s.header != "" {
+			h = keyHdr
+		}
+		targets = append(targets, target{s.name, staticTarget("http://"+p.addr+e.path, h), p.pid()})
+	}
 	for _, rs := range strings.Split(e.o.rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(rs))
 		if err != nil || rate <= 0 {
 			return nil, fmt.Errorf("bad rate %q", rs)
 		}
-		runs := []struct {
-			name string
-			tr   vegeta.Targeter
-			pid  int
-		}{
-			{"direct to backend", staticTarget("http://"+e.backend.addr+e.path, nil), 0},
-			{"gateway, full chain", staticTarget("http://"+gw.addr+e.path, keyHdr), gw.pid()},
-			{"bare httputil.ReverseProxy", staticTarget("http://"+bare.addr+e.path, nil), bare.pid()},
-		}
-		var added, addedBare []float64
+		byTarget := make([][]fixedRate, len(targets))
+		added := make([][]float64, len(targets))
 		for round := 0; round < e.o.latRounds; round++ {
-			var p99 [3]float64
-			for k := range runs {
-				i := (k + round) % len(runs) // rotate which goes first
-				r := runs[i]
+			p99 := make([]float64, len(targets))
+			for k := range targets {
+				i := (k + round) % len(targets) // rotate which goes first
+				r := targets[i]
 				fmt.Fprintf(os.Stderr, "latency %d/s round %d: %s\n", rate, round+1, r.name)
-				attack(ctx, r.tr, rate, 2*time.Second, "warm-up") // connections and pools warm
+				if e.o.rateWarm > 0 {
+					attack(ctx, r.tr, rate, e.o.rateWarm, "warm-up") // connections and pools warm
+				}
 				var cpu0 time.Duration
 				if r.pid != 0 {
 					cpu0 = cpuTime(r.pid)
@@ -494,14 +535,45 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 				}
 				fmt.Fprintf(os.Stderr, "  p50 %.3f p99 %.3f p99.9 %.3f ms, %s, machine busy %.0f%%\n", f.P50ms, f.P99ms, f.P999ms, f.StatusMix, 100*f.MachineBusy)
 				p99[i] = f.P99ms
+				byTarget[i] = append(byTarget[i], f)
 				l.Runs = append(l.Runs, f)
 			}
-			added = append(added, p99[1]-p99[0])
-			addedBare = append(addedBare, p99[2]-p99[0])
+			for i := range targets {
+				added[i] = append(added[i], p99[i]-p99[0])
+			}
 		}
-		l.AddedP99[rate] = median(added, func(x float64) float64 { return x })
-		l.AddedP99Rounds[rate] = added
-		l.BareAddedP99[rate] = median(addedBare, func(x float64) float64 { return x })
+		var bareP99 float64
+		first := len(l.Summary)
+		for i, t := range targets {
+			runs := byTarget[i]
+			s := rateSummary{Rate: rate, Target: t.name, Rounds: len(runs), Success: 1,
+				P50ms:  median(runs, func(f fixedRate) float64 { return f.P50ms }),
+				P95ms:  median(runs, func(f fixedRate) float64 { return f.P95ms }),
+				P99ms:  median(runs, func(f fixedRate) float64 { return f.P99ms }),
+				P999ms: median(runs, func(f fixedRate) float64 { return f.P999ms }),
+			}
+			for _, f := range runs {
+				s.Success = min(s.Success, f.Success)
+			}
+			if t.pid != 0 {
+				s.CPUPer1k = median(runs, func(f fixedRate) float64 { return f.CPUPer1k })
+			}
+			if i > 0 {
+				s.AddedP99 = median(added[i], func(x float64) float64 { return x })
+			}
+			switch {
+			case t.name == "gateway, full chain":
+				l.AddedP99[rate], l.AddedP99Rounds[rate] = s.AddedP99, added[i]
+			case strings.HasPrefix(t.name, "bare"):
+				l.BareAddedP99[rate], bareP99 = s.AddedP99, s.P99ms
+			}
+			l.Summary = append(l.Summary, s)
+		}
+		if bareP99 > 0 {
+			for i := first; i < len(l.Summary); i++ {
+				l.Summary[i].P99VsBare = l.Summary[i].P99ms / bareP99
+			}
+		}
 	}
 	return l, nil
 }

@@ -69,18 +69,18 @@ func write(out string, rep Report) error {
 }
 
 func writeThroughput(b *strings.Builder, t *Throughput) {
-	fmt.Fprintf(b, "\n## Throughput (wrk, %d rounds)\n\n`%s`, after a warm-up run; each server alone, order rotated every round. Median over the rounds.\n\n", t.Rounds, t.Command)
-	b.WriteString("| server | requests/s | vs bare | p50 ms | p99 ms | server CPU ms per 1,000 requests | non-2xx + socket errors | CPU taken by other processes | runs (requests/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(b, "\n## Throughput at saturation (wrk, %d rounds)\n\n`%s`, after a warm-up run; each server alone, order rotated every round. Median over the rounds. wrk is a closed-loop generator (64 connections, each sends its next request when the previous answer arrives), so these percentiles are what a saturating client sees and carry coordinated omission; the fixed-rate section below does not.\n\n", t.Rounds, t.Command)
+	b.WriteString("| server | requests/s | vs bare | p50 ms | p95 ms | p99 ms | p99.9 ms | server CPU ms per 1,000 requests | non-2xx + socket errors | CPU taken by other processes | runs (requests/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range t.Targets {
 		if len(r.Runs) == 0 {
-			fmt.Fprintf(b, "| %s | skipped: %s | | | | | | | |\n", r.Name, r.Skipped)
+			fmt.Fprintf(b, "| %s | skipped: %s | | | | | | | | | |\n", r.Name, r.Skipped)
 			continue
 		}
 		runs := make([]string, len(r.Runs))
 		for i, w := range r.Runs {
 			runs[i] = fmt.Sprintf("%.0f", w.RPS)
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %.1f%% | %.2f | %.2f | %.1f | %d | %.0f%% | %s |\n", r.Name, r.MedianRPS, 100*r.Ratio, r.P50ms, r.P99ms, r.CPUPer1k, r.Errors, 100*r.Background, strings.Join(runs, ", "))
+		fmt.Fprintf(b, "| %s | %.0f | %.1f%% | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %.0f%% | %s |\n", r.Name, r.MedianRPS, 100*r.Ratio, r.P50ms, r.P95ms, r.P99ms, r.P999ms, r.CPUPer1k, r.Errors, 100*r.Background, strings.Join(runs, ", "))
 	}
 	rr := make([]string, len(t.RoundRatios))
 	for i, x := range t.RoundRatios {
@@ -100,7 +100,23 @@ func writeThroughput(b *strings.Builder, t *Throughput) {
 }
 
 func writeLatency(b *strings.Builder, l *Latency) {
-	b.WriteString("\n## Added latency at fixed rates (vegeta, open model)\n\nvegeta runs inside the harness process. Each run after a 2 s warm-up at the same rate; in each round the backend alone, the gateway in front of it and the bare proxy in front of it (as a reference for what one Go proxy hop costs here), the order rotated; percentiles are exact (nearest rank over every answer). \"Machine busy\" is the share of both cores in use during the run, by every process on the machine.\n\n")
+	b.WriteString("\n## Latency at fixed rates (vegeta, open model)\n\nvegeta runs inside the harness process and sends on schedule whether or not earlier answers have come back (no coordinated omission). Each run after a warm-up at the same rate; in each round the backend alone, then every proxy in front of it, the order rotated; percentiles are exact (nearest rank over every answer). A rate above a server's capacity shows as a queue: latency grows for the whole run and the success column drops when answers pass the 10 s timeout.\n\n")
+	b.WriteString("Medians over the rounds (\"added p99\" is the median of each round's p99 minus the direct run's p99 in that round):\n\n")
+	b.WriteString("| rate/s | path | rounds | success (worst round) | p50 ms | p95 ms | p99 ms | p99.9 ms | added p99 ms | p99 vs bare proxy | proxy CPU ms per 1,000 requests |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range l.Summary {
+		cpu, vs, add := "", "", ""
+		if s.CPUPer1k > 0 {
+			cpu = fmt.Sprintf("%.1f", s.CPUPer1k)
+		}
+		if s.P99VsBare > 0 {
+			vs = fmt.Sprintf("%.2fx", s.P99VsBare)
+		}
+		if s.Target != "direct to backend" {
+			add = fmt.Sprintf("%.3f", s.AddedP99)
+		}
+		fmt.Fprintf(b, "| %d | %s | %d | %.2f%% | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n", s.Rate, s.Target, s.Rounds, 100*s.Success, s.P50ms, s.P95ms, s.P99ms, s.P999ms, add, vs, cpu)
+	}
+	b.WriteString("\nEvery run (\"machine busy\" is the share of both cores in use during the run, by every process on the machine):\n\n")
 	b.WriteString("| rate/s | round | path | requests | success | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | proxy CPU ms per 1,000 requests | machine busy |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range l.Runs {
 		cpu := ""
