@@ -66,8 +66,8 @@ func defaultOptions() options {
 		// About 8 minutes of the suite's 15: wrk 8 s per server and round, vegeta 6 s per
 		// target, rate and round after 1 s at the same rate, three rounds of each.
 		gatewayArgs: "-d 8s -rounds 3 -rates 1000,2000,5000 -rate-duration 6s -rate-warmup 1s -rate-rounds 3",
-		coldRuns:   20,
-		e2eRate:    100, e2eDuration: 10 * time.Second, e2eCold: 20, e2eOnly: "predict,stocks",
+		coldRuns:    20,
+		e2eRate:     100, e2eDuration: 10 * time.Second, e2eCold: 20, e2eOnly: "predict,stocks",
 		benchRegexp: "^(BenchmarkEnsemblePredictRow|BenchmarkEnsemblePredictBatch100|BenchmarkTrainEnsemble|BenchmarkPredictRow|BenchmarkPredictBatch)$",
 		benchPkgs:   "./shared/ml,./functions/ensemble/inference",
 		benchCount:  6, benchTime: "1s", benchstat: benchstatModule,
