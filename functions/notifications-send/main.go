@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/day-trade/platform/events"
+	"github.com/day-trade/platform/shared/batch"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/notify"
 	"github.com/day-trade/platform/shared/runtime"
@@ -34,7 +35,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	st := notify.NewStore(rdb, store.NewKeys("notif"), 0)
-	s := &sender{cfg: c.Config, store: st, log: d.Log}
+	s := &sender{cfg: c.Config, store: st, log: d.Log, ident: batch.NewIdentity(c.InternalTokenPublicKey != "")}
 	target := c.Sink
 	if target == "" {
 		target = c.BrokerURL

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/day-trade/platform/events"
+	"github.com/day-trade/platform/shared/batch"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/notify"
 )
@@ -37,7 +38,8 @@ type sender struct {
 	pub    Publisher          // nil: dispatch inline
 	inline *notify.Dispatcher // used when pub is nil
 	log    *slog.Logger
-	wg     sync.WaitGroup // inline dispatches in flight
+	ident  *batch.Identity // whose notification it is
+	wg     sync.WaitGroup  // inline dispatches in flight
 }
 
 // wait lets inline dispatches finish (or ctx end) before the process exits.
@@ -152,6 +154,11 @@ type sendResponse struct {
 
 func handleSend(log *slog.Logger, s *sender) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant, err := s.ident.Tenant(r)
+		if err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
 		req, err := httpx.Decode[sendRequest](w, r, maxBody)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
@@ -163,7 +170,7 @@ func handleSend(log *slog.Logger, s *sender) http.Handler {
 			return
 		}
 		n.ID = "ntf_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-		n.Source, n.CreatedAt = "api", time.Now().UTC()
+		n.Source, n.Tenant, n.CreatedAt = "api", tenant, time.Now().UTC()
 		if err := s.store.Create(r.Context(), n); err != nil {
 			httpx.WriteError(w, r, log, httpx.Wrap(err, httpx.CodeUnavailable, "notification store unavailable"))
 			return
@@ -171,7 +178,7 @@ func handleSend(log *slog.Logger, s *sender) http.Handler {
 		dispatch := "inline"
 		if s.pub != nil {
 			dispatch = "broker"
-			for _, ev := range notify.RequestedEvents(n, "") {
+			for _, ev := range notify.RequestedEvents(n, tenant) {
 				if _, err := s.pub.Publish(r.Context(), events.TypeNotificationRequested, events.SourceNotificationsSend, n.ID, ev); err != nil {
 					_ = s.store.Delete(context.WithoutCancel(r.Context()), n.ID)
 					// The caller's request was fine: the broker's trouble is ours, never a 4xx.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/shared/httpx"
+	"github.com/day-trade/platform/shared/batch"
 	"github.com/day-trade/platform/shared/notify"
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/store"
@@ -43,7 +44,7 @@ func newSender(t *testing.T, c notify.Config, pub Publisher) (*sender, *notify.S
 	}
 	t.Cleanup(func() { rdb.Close() })
 	st := notify.NewStore(rdb, store.NewKeys("notif"), 0)
-	s := &sender{cfg: c, store: st, pub: pub, log: discard()}
+	s := &sender{cfg: c, store: st, pub: pub, log: discard(), ident: batch.NewIdentity(false)}
 	if pub == nil {
 		s.inline = &notify.Dispatcher{Store: st, Senders: c.Senders(discard()), Policy: notify.Policy{
 			Attempts: map[notify.Priority]int{notify.PriorityNormal: 4}, Base: time.Millisecond, Max: 5 * time.Millisecond}}
@@ -55,6 +56,7 @@ func newSender(t *testing.T, c notify.Config, pub Publisher) (*sender, *notify.S
 func post(h http.Handler, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", "/api/v1/notifications/send", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(batch.TenantHeader, "acme")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	return w
@@ -144,9 +146,19 @@ func TestSendPublishesOneEventPerChannel(t *testing.T) {
 		var p events.NotificationRequested
 		json.Unmarshal(sink.body[i], &p)
 		if h.Get("Ce-Type") != events.TypeNotificationRequested || h.Get("Ce-Source") != events.SourceNotificationsSend ||
-			p.Meta[notify.MetaNotificationID] != resp.NotificationID || p.Meta[notify.MetaChannelIndex] != []string{"0", "1"}[i] || p.Body != "daily predictions ready" {
+			p.Meta[notify.MetaNotificationID] != resp.NotificationID || p.Meta[notify.MetaChannelIndex] != []string{"0", "1"}[i] || p.Body != "daily predictions ready" ||
+			p.Tenant != "acme" {
 			t.Errorf("event %d: %v %+v", i, h, p)
 		}
+	}
+	// The notification belongs to the caller's tenant (notifications-status scopes reads by it).
+	if rec, err := st.Get(context.Background(), resp.NotificationID); err != nil || rec.Notification.Tenant != "acme" {
+		t.Fatalf("stored tenant %q (%v)", rec.Notification.Tenant, err)
+	}
+	// Without any identity the request is refused before anything is stored.
+	anon := httptest.NewRequest("POST", "/api/v1/notifications/send", strings.NewReader(`{"type":"report","message":"x","channels":["log"]}`))
+	if w := httptest.NewRecorder(); func() int { newServer(discard(), s).ServeHTTP(w, anon); return w.Code }() != 401 {
+		t.Fatalf("anonymous send: %d", w.Code)
 	}
 	// A sink that refuses: the caller is told, and nothing is left half-queued.
 	sink.fail = true

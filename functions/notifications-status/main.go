@@ -1,10 +1,12 @@
 // Command notifications-status serves GET /api/v1/notifications/{id}: a notification and the
-// delivery status of each of its channels.
+// delivery status of each of its channels, to callers of the tenant that owns it (404 for
+// anyone else; platform-wide notifications to admins).
 package main
 
 import (
 	"context"
 
+	"github.com/day-trade/platform/shared/batch"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/notify"
 	"github.com/day-trade/platform/shared/runtime"
@@ -26,7 +28,9 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	return runtime.Function{
-		Handler: newServer(d.Log, notify.NewStore(rdb, store.NewKeys("notif"), 0)),
+		// The tenant comes from the gateway's verified token (header X-Tenant only when the
+		// function runs without INTERNAL_TOKEN_PUBLIC_KEY, alone or in tests).
+		Handler: newServer(d.Log, notify.NewStore(rdb, store.NewKeys("notif"), 0), batch.NewIdentity(c.InternalTokenPublicKey != "")),
 		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
 		Stop:    func(context.Context) error { return rdb.Close() },
 	}, nil

@@ -64,7 +64,7 @@ func FromRequested(id, source string, at time.Time, p events.NotificationRequest
 		t.To = strings.Split(to, ",")
 	}
 	n := Notification{ID: id, Type: typ, Title: p.Title, Message: p.Body, Priority: pr, Targets: []Target{t},
-		Ref: p.Ref, Source: source, CreatedAt: at}
+		Ref: p.Ref, Source: source, Tenant: p.Tenant, CreatedAt: at}
 	if err := n.validateEvent(); err != nil {
 		return n, err
 	}
@@ -103,7 +103,7 @@ func FromBatchCompleted(id, source string, at time.Time, p events.MLBatchComplet
 		}
 	}
 	return Notification{ID: id, Type: "ml.batch.completed", Title: title, Message: msg, Priority: pr,
-		Targets: targets, Ref: p.JobID, Source: source, CreatedAt: at}
+		Targets: targets, Ref: p.JobID, Source: source, Tenant: p.Tenant, CreatedAt: at}
 }
 
 // FromAccuracyDegraded warns that a model's live accuracy crossed its threshold.
@@ -124,5 +124,5 @@ func FromOrderFilled(id, source string, at time.Time, p events.OrderFilled, targ
 	}
 	msg := fmt.Sprintf("Order %s %s: %s %s %s @ %s %s (fee %s).", p.OrderID, kind, strings.ToUpper(p.Side), p.Quantity, p.Symbol, p.Price, p.Currency, p.Fee)
 	return Notification{ID: id, Type: "execution.order.filled", Title: "Order " + kind + ": " + p.Symbol, Message: msg,
-		Priority: PriorityNormal, Targets: targets, Ref: p.OrderID, Source: source, CreatedAt: at}
+		Priority: PriorityNormal, Targets: targets, Ref: p.OrderID, Source: source, Tenant: p.Tenant, CreatedAt: at}
 }

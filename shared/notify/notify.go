@@ -76,16 +76,28 @@ type Target struct {
 
 // Notification is one message to deliver.
 type Notification struct {
-	ID        string            `json:"id"`
-	Type      string            `json:"type"` // what it is about, e.g. "alert", "ml.batch.completed"
-	Title     string            `json:"title,omitempty"`
-	Message   string            `json:"message"`
-	Priority  Priority          `json:"priority"`
-	Targets   []Target          `json:"targets"`
-	Ref       string            `json:"ref,omitempty"`
-	Meta      map[string]string `json:"meta,omitempty"`
-	Source    string            `json:"source,omitempty"` // who asked: "api" or an event source
-	CreatedAt time.Time         `json:"created_at"`
+	ID       string            `json:"id"`
+	Type     string            `json:"type"` // what it is about, e.g. "alert", "ml.batch.completed"
+	Title    string            `json:"title,omitempty"`
+	Message  string            `json:"message"`
+	Priority Priority          `json:"priority"`
+	Targets  []Target          `json:"targets"`
+	Ref      string            `json:"ref,omitempty"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Source   string            `json:"source,omitempty"` // who asked: "api" or an event source
+	// Tenant owns the notification: only its callers may read it back. Empty for a
+	// platform-wide one (a model's accuracy alert), which only admins may read.
+	Tenant    string    `json:"tenant,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// VisibleTo reports whether a caller of tenant (an admin when admin) may read n. A
+// notification of another tenant is indistinguishable from a missing one.
+func (n Notification) VisibleTo(tenant string, admin bool) bool {
+	if n.Tenant == "" {
+		return admin
+	}
+	return n.Tenant == tenant
 }
 
 // Limits on a notification's fields.
