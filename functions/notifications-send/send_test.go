@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/day-trade/platform/events"
-	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/batch"
+	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/notify"
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/store"
