@@ -9,11 +9,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/gateway"
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/jobs"
 	"github.com/day-trade/platform/shared/runtime"
@@ -36,12 +38,23 @@ type cfg struct {
 	CatchUp        time.Duration `envconfig:"SCHEDULER_CATCH_UP" default:"15m"`
 	MaxPerSchedule int           `envconfig:"SCHEDULER_MAX_RUNS_PER_SCHEDULE" default:"5"`
 	Concurrency    int           `envconfig:"SCHEDULER_CONCURRENCY" default:"8"`
+	// InternalTokenKey (optional) is the gateway's signing key (a base64 Ed25519 seed). With
+	// it, every workflow call carries a signed identity token for the schedule's tenant, as a
+	// call through the gateway would; callees that verify tokens need it. Without it calls
+	// carry only the X-Tenant header, which only callees run without
+	// INTERNAL_TOKEN_PUBLIC_KEY accept.
+	InternalTokenKey string `envconfig:"INTERNAL_TOKEN_KEY"`
 }
 
 func (c cfg) Validate() error {
 	err := config.ValidateAll(c.Runtime, c.Redis)
 	if c.CallTimeout <= 0 || c.RunLease <= c.CallTimeout || c.EventLease <= c.RunLease {
 		err = errors.Join(err, errors.New("want 0 < WORKFLOW_CALL_TIMEOUT < WORKFLOW_RUN_LEASE < EVENT_LEASE"))
+	}
+	if c.InternalTokenKey != "" {
+		if _, perr := auth.ParsePrivateKey(c.InternalTokenKey); perr != nil {
+			err = errors.Join(err, fmt.Errorf("INTERNAL_TOKEN_KEY: %w", perr))
+		}
 	}
 	if c.CatchUp < time.Minute || c.MaxPerSchedule < 1 || c.Concurrency < 1 {
 		err = errors.Join(err, errors.New("SCHEDULER_CATCH_UP >= 1m, SCHEDULER_MAX_RUNS_PER_SCHEDULE >= 1, SCHEDULER_CONCURRENCY >= 1"))
@@ -66,6 +79,15 @@ func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) 
 		Client:    &http.Client{Transport: gateway.NewTransport(c.UpstreamDialAddr)},
 		Namespace: c.Runtime.Namespace,
 		Timeout:   c.CallTimeout,
+	}
+	if c.InternalTokenKey != "" {
+		key, err := auth.ParsePrivateKey(c.InternalTokenKey)
+		if err != nil {
+			return runtime.Function{}, err
+		}
+		caller.Signer = auth.NewSigner(key)
+	} else {
+		d.Log.Warn("no INTERNAL_TOKEN_KEY: workflow calls carry only X-Tenant; callees that verify identity tokens will refuse them")
 	}
 	s := &scheduler{
 		log: d.Log, rdb: rdb, keys: keys, jobs: js,

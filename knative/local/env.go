@@ -1,6 +1,7 @@
 package local
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,11 +27,16 @@ func (p *Platform) childEnv(fn functions.Function, port int) []string {
 		// a service) sends the request here with Host set to Function.Host(ns).
 		"UPSTREAM_DIAL_ADDR=" + p.actAddr,
 	}
-	// Functions verify the identity token the gateway mints; only the gateway can sign.
+	// Functions verify the identity token the gateway mints. Only the gateway signs, and the
+	// functions whose catalog entry asks for the key as a Secret (the scheduler, which calls
+	// functions for tenants on their schedules).
 	if fn.Kind == functions.KindGateway {
 		wiring = append(wiring, "INTERNAL_TOKEN_KEY="+p.tokenKey)
 	} else {
 		wiring = append(wiring, "INTERNAL_TOKEN_PUBLIC_KEY="+p.tokenPub)
+		if slices.Contains(fn.Secrets, "INTERNAL_TOKEN_KEY") {
+			wiring = append(wiring, "INTERNAL_TOKEN_KEY="+p.tokenKey)
+		}
 	}
 	return mergeEnv(p.opts.Env, fn.Env, wiring)
 }

@@ -11,13 +11,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
 )
 
-// TenantHeader tells a callee whose account a call touches. It is the transitional identity
-// the execution, symbol and ML functions accept while they do not verify the gateway's
-// signed token (see trading.TenantHeader and batch.TenantHeader).
+// TenantHeader tells a callee whose account a call touches when the callee runs without
+// INTERNAL_TOKEN_PUBLIC_KEY (alone, in tests). A callee that verifies tokens ignores it; for
+// those the Caller signs an identity token when it has a Signer.
 const TenantHeader = "X-Tenant"
+
+// Identity of the scheduler's calls: the tenant is the schedule's, the subject names the
+// caller (audit), the role is what a tenant's trading automation needs.
+const (
+	WorkflowSubject = "workflow:execution-scheduler"
+	WorkflowMethod  = "workflow"
+)
+
+// WorkflowRoles are the roles a workflow acts with: a trader's (place orders, send
+// notifications, read data and predictions).
+var WorkflowRoles = []string{"trader"}
+
+// Minter mints the internal identity token a function verifies (auth.Signer).
+type Minter interface {
+	Mint(p *auth.Principal, audience string) (string, error)
+}
 
 // Caller calls other functions by their cluster-local Knative host,
 // http://<function>.<namespace>.svc.cluster.local; on the local platform the client's
@@ -27,6 +44,10 @@ type Caller struct {
 	Namespace string
 	// Timeout bounds each call. Default 30s.
 	Timeout time.Duration
+	// Signer, when set, signs every call as the gateway does: a short-lived token for the
+	// schedule's tenant with WorkflowRoles, audience the callee. Without it only TenantHeader
+	// is sent, which callees that verify tokens refuse (401).
+	Signer Minter
 }
 
 // CallError is a callee's non-2xx answer.
@@ -72,6 +93,13 @@ func (c *Caller) Call(ctx context.Context, fn, method, path, tenant string, head
 		req.Header[k] = vs
 	}
 	req.Header.Set(TenantHeader, tenant)
+	if c.Signer != nil {
+		tok, err := c.Signer.Mint(&auth.Principal{Subject: WorkflowSubject, Tenant: tenant, Roles: WorkflowRoles, Method: WorkflowMethod}, fn)
+		if err != nil {
+			return fmt.Errorf("%s: sign the identity token: %w", fn, err)
+		}
+		req.Header.Set(auth.InternalTokenHeader, tok)
+	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
