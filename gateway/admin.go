@@ -24,13 +24,13 @@ const (
 var adminRoles = []string{"admin"}
 
 func (g *Gateway) ownRoutes() []Route {
-	return []Route{
+	return append([]Route{
 		{Method: http.MethodGet, Path: pathKeys, Roles: adminRoles, Idempotent: true},
 		{Method: http.MethodPost, Path: pathKeys, Roles: adminRoles},
 		{Method: http.MethodDelete, Path: pathKey, Roles: adminRoles, Idempotent: true},
 		{Method: http.MethodPost, Path: pathRotate, Roles: adminRoles},
 		{Method: http.MethodGet, Path: pathSLA, Roles: adminRoles, Idempotent: true},
-	}
+	}, registryRoutes()...)
 }
 
 func (g *Gateway) ownHandler(rt Route) func(http.ResponseWriter, *http.Request, *auth.Principal) {
@@ -46,7 +46,7 @@ func (g *Gateway) ownHandler(rt Route) func(http.ResponseWriter, *http.Request, 
 	case "GET " + pathSLA:
 		return g.slaReport
 	}
-	return nil
+	return g.registryHandler(rt)
 }
 
 type createKeyRequest struct {

@@ -76,6 +76,8 @@ type Route struct {
 	Transform *Transform
 	// Composite makes this an aggregation route (Function empty); see aggregate.go.
 	Composite *Composite
+	// Balance chooses among the function's instances for this route (default Config.Balance).
+	Balance BalancePolicy
 }
 
 // RoutesFromCatalog is the default route table: every HTTP route of every function.
@@ -130,6 +132,13 @@ type Config struct {
 
 	// SLAWindow is the rolling window of GET /api/v1/gateway/sla (default 5m).
 	SLAWindow time.Duration
+
+	// Balance is every upstream's load-balancing policy unless a route sets its own (default
+	// Weighted). Registry and Health configure the dynamic registry of instances and their
+	// health checks (registry.go, health.go).
+	Balance  BalancePolicy
+	Registry RegistryConfig
+	Health   HealthConfig
 }
 
 func (c *Config) defaults() {
@@ -172,6 +181,11 @@ func (c *Config) defaults() {
 	if c.SLAWindow <= 0 {
 		c.SLAWindow = 5 * time.Minute
 	}
+	if c.Balance == BalanceDefault {
+		c.Balance = Weighted
+	}
+	c.Registry.defaults()
+	c.Health.defaults()
 }
 
 // Deps are the gateway's collaborators.
@@ -203,6 +217,7 @@ type Gateway struct {
 	cache   *responseCache
 	ups     map[string]*upstream
 	sec     *security
+	disc    discovery
 }
 
 // Keys is the gateway's Redis key space.
@@ -226,12 +241,19 @@ func New(cfg Config, routes []Route, d Deps) (*Gateway, error) {
 	g.limiter = newLimiter(redis_rate.NewLimiter(d.Redis), d.Redis, cfg.Replicas, d.Log, g.metrics)
 	g.cache = newResponseCache(d.Redis, cfg.CacheMaxBody, d.Log)
 	g.sec = newSecurity(cfg)
+	if _, err := ParseBalancePolicy(string(cfg.Balance)); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := g.initDiscovery(); err != nil {
+		return nil, err
+	}
 
 	r, err := g.buildRouter(routes)
 	if err != nil {
 		return nil, err
 	}
 	g.router.Store(r)
+	g.publishUpstreams()
 	return g, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -220,6 +221,7 @@ type slaBook struct {
 	slots  int
 	mu     sync.Mutex
 	routes []*slaRoute
+	byName map[string]*slaRoute
 }
 
 const slaSlot = 10 * time.Second
@@ -257,15 +259,41 @@ type slaSlotData struct {
 
 func newSLABook(window time.Duration) *slaBook {
 	n := int(math.Ceil(float64(window) / float64(slaSlot)))
-	return &slaBook{window: window, slots: max(n, 1)}
+	return &slaBook{window: window, slots: max(n, 1), byName: map[string]*slaRoute{}}
 }
 
+// route returns the window of the route called name, made on first use: a reload builds every
+// route again, and keeps each one's window (and its history) by name instead of leaking one
+// window per route per reload.
 func (b *slaBook) route(name string) *slaRoute {
-	r := &slaRoute{name: name, slots: make([]slaSlotData, b.slots)}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.byName[name]; ok {
+		return r
+	}
+	r := &slaRoute{name: name, slots: make([]slaSlotData, b.slots)}
+	b.byName[name] = r
 	b.routes = append(b.routes, r)
-	b.mu.Unlock()
 	return r
+}
+
+// retain drops the windows of routes no longer served (after a reload removed them).
+func (b *slaBook) retain(keep func(name string) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.routes = slices.DeleteFunc(b.routes, func(r *slaRoute) bool {
+		if keep(r.name) {
+			return false
+		}
+		delete(b.byName, r.name)
+		return true
+	})
+}
+
+func (b *slaBook) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.routes)
 }
 
 func (b *slaBook) record(r *slaRoute, status int, d time.Duration, at time.Time) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/day-trade/platform/gateway/registry"
 	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/resilience"
@@ -25,10 +27,14 @@ import (
 // when dialAddr is set, every connection goes there (the local activator) while the Host
 // header still names the function.
 func NewTransport(dialAddr string) *http.Transport {
-	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	// DialControl refuses link-local and metadata addresses whatever name led there (SSRF).
+	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second, Control: registry.DialControl}
 	dial := d.DialContext
 	if dialAddr != "" {
-		dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !strings.HasSuffix(addr[:max(strings.LastIndexByte(addr, ':'), 0)], ".svc.cluster.local") {
+				return d.DialContext(ctx, network, addr) // a registered instance's own address
+			}
 			return d.DialContext(ctx, network, dialAddr)
 		}
 	}
@@ -57,6 +63,7 @@ type upstream struct {
 	timeout  time.Duration
 	metrics  *metrics
 	attrs    upstreamAttrs
+	balancing
 }
 
 func newUpstream(g *Gateway, name string) *upstream {
@@ -69,6 +76,7 @@ func newUpstream(g *Gateway, name string) *upstream {
 		attempts: cfg.RetryAttempts, base: g.deps.Transport, timeout: cfg.UpstreamTimeout,
 		metrics: g.metrics, attrs: g.metrics.upstreamAttrs(name),
 	}
+	u.balancing = g.balancingFor(name, u.host)
 	bs := cfg.Breaker
 	userHook := bs.OnStateChange
 	bs.OnStateChange = func(n string, from, to resilience.State) {
@@ -221,20 +229,31 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	st := stateFrom(ctx)
 	canRetry := st != nil && st.route.retryable(req) && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+	policy := u.policy
+	if st != nil && st.route.Balance != BalanceDefault {
+		policy = st.route.Balance
+	}
 	u.budget.Deposit()
+	var tried uint64 // instances this request has tried, so that a retry goes elsewhere
 	for attempt := 0; ; attempt++ {
 		done, err := u.breaker.Allow()
 		if err != nil {
 			return nil, errCircuitOpen
 		}
+		in, at := u.pool.pick(policy, tried)
+		if at < maxTracked {
+			tried |= 1 << uint(at)
+		}
 		start := time.Now()
-		resp, err := u.base.RoundTrip(req)
+		resp, err := u.pool.send(u.base, in, req)
 		u.metrics.upstreamCall(ctx, &u.attrs, resp, time.Since(start))
 		switch {
 		case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 			done(true) // the client left; not the upstream's fault
 		default:
-			done(err == nil && resp.StatusCode < 500)
+			ok := err == nil && resp.StatusCode < 500
+			done(ok)
+			u.observe(in, ok)
 		}
 		if !canRetry || attempt+1 >= u.attempts || !worthRetry(resp, err) || ctx.Err() != nil || !u.budget.Withdraw() {
 			return resp, err
@@ -243,8 +262,12 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
-		if err := resilience.Sleep(ctx, u.backoff.Delay(attempt)); err != nil {
-			return nil, err
+		// A call that never reached the instance goes to another one at once; anything else
+		// backs off first.
+		if !(u.pool.multi.Load() && err != nil && (isDialError(err) || errors.Is(err, syscall.ECONNREFUSED))) {
+			if err := resilience.Sleep(ctx, u.backoff.Delay(attempt)); err != nil {
+				return nil, err
+			}
 		}
 		next := req.Clone(ctx)
 		if req.GetBody != nil {

@@ -36,6 +36,7 @@ import (
 //	    timeout: 2s
 //	    rate_limit: {rate: 10, burst: 20, period: 1s}
 //	    on_limiter_down: open                 # or closed
+//	    load_balancing: least_outstanding     # or round_robin, weighted (default)
 //	    request_headers: {set: {X-Client: web}, remove: [X-Debug]}
 //	    response_headers: {set: {Cache-Control: "max-age=30"}, remove: [X-Upstream]}
 //	  - method: DELETE
@@ -61,6 +62,7 @@ type FileRoute struct {
 	OnLimiterDown   *string      `json:"on_limiter_down,omitempty"` // open, closed or auto
 	RequestHeaders  *HeaderEdits `json:"request_headers,omitempty"`
 	ResponseHeaders *HeaderEdits `json:"response_headers,omitempty"`
+	LoadBalancing   *string      `json:"load_balancing,omitempty"` // round_robin, weighted, least_outstanding
 }
 
 // FileLimit is a rate limit in the routes file.
@@ -219,6 +221,13 @@ func MergeRoutes(base []Route, f RoutesFile, known func(function string) bool) (
 				bad("on_limiter_down must be open, closed or auto")
 			}
 		}
+		if fr.LoadBalancing != nil {
+			p, err := ParseBalancePolicy(*fr.LoadBalancing)
+			if err != nil {
+				bad("%v", err)
+			}
+			rt.Balance = p
+		}
 		if fr.Rewrite != "" || fr.RequestHeaders != nil || fr.ResponseHeaders != nil {
 			t := &Transform{Rewrite: fr.Rewrite}
 			if rt.Transform != nil {
@@ -308,6 +317,11 @@ func (g *Gateway) Reload(routes []Route) error {
 		return err
 	}
 	g.router.Store(r)
+	served := map[string]bool{}
+	for _, rt := range append(slices.Clone(routes), g.ownRoutes()...) {
+		served[rt.Method+" "+rt.Path] = true
+	}
+	g.sla.retain(func(name string) bool { return served[name] })
 	return nil
 }
 
