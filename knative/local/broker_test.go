@@ -29,6 +29,7 @@ const (
 	typePoison = "com.daytrade.test.poison.happened"
 	typeFlaky  = "com.daytrade.test.flaky.happened"
 	typeOwn    = "com.daytrade.test.own.happened"
+	typeTick   = "com.daytrade.test.tick.happened"
 	ns         = "day-trade"
 )
 
@@ -100,6 +101,7 @@ func brokerCatalog() []functions.Function {
 		// Its own catalog delivery: one retry, a fast backoff and another sink.
 		fn("sub-own", functions.Subscription{Type: typeOwn, Delivery: functions.Delivery{Retry: 1, BackoffDelay: 10 * time.Millisecond, DeadLetterSink: "sub-own-sink"}}),
 		fn("sub-own-sink"),
+		fn("sub-tick", functions.Subscription{Type: typeTick}),
 		fn(functions.DeadLetterFunction),
 	}
 }

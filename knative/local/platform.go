@@ -69,6 +69,9 @@ type Options struct {
 	Output io.Writer
 	// Broker configures the local Broker and Triggers (see broker.go).
 	Broker BrokerOptions
+	// Schedules are played as Knative PingSources through the Broker (see ping.go); nil
+	// sends no ticks. cmd/platform passes functions.Schedules() unless -ping=false.
+	Schedules []functions.Schedule
 }
 
 const (
@@ -174,6 +177,10 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 	})
 	p.spawn(p.reapLoop)
 	if err := p.startBroker(); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	if err := p.startPingers(); err != nil {
 		_ = p.Close()
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/day-trade/platform/functions"
 	"github.com/day-trade/platform/knative/local"
 )
 
@@ -35,6 +36,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	var (
 		opts  = local.Options{Env: environ, Output: stderr, RedisURL: getenv("REDIS_URL")}
 		redis string
+		ping  bool
 	)
 	fs.IntVar(&opts.GatewayPort, "gateway-port", 8080, "gateway port on 127.0.0.1")
 	fs.IntVar(&opts.ActivatorPort, "activator-port", 8081, "activator port on 127.0.0.1 (routes by Knative Host)")
@@ -43,8 +45,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	fs.BoolVar(&opts.SkipBuild, "skip-build", false, "use the binaries already in -bin")
 	fs.DurationVar(&opts.IdleWindow, "idle", 0, "override every scale-to-zero function's idle window (0 = catalog)")
 	fs.StringVar(&redis, "redis", "auto", "embedded Redis when REDIS_URL is unset: auto|redis-server|miniredis")
+	fs.BoolVar(&ping, "ping", true, "send the catalog's cron ticks (its PingSources) through the Broker")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if ping {
+		opts.Schedules = functions.Schedules()
 	}
 	switch redis {
 	case "auto":
