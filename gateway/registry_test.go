@@ -147,7 +147,9 @@ func TestRegistryRefusesMetadataSSRF(t *testing.T) {
 	if len(list.Instances) != 1 || list.Instances[0].State != "refused" {
 		t.Fatalf("instances %+v: want the planted entry shown as refused", list.Instances)
 	}
-	if h.sent.any(func(host string) bool { return strings.HasPrefix(host, "169.254.") || strings.Contains(host, "metadata") }) {
+	if h.sent.any(func(host string) bool {
+		return strings.HasPrefix(host, "169.254.") || strings.Contains(host, "metadata")
+	}) {
 		t.Fatal("a request was sent to the metadata address")
 	}
 	if !strings.Contains(h.log.String(), `"msg":"registry entry refused; not routing to it"`) {

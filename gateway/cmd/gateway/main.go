@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/day-trade/platform/functions"
 	"github.com/day-trade/platform/gateway"
+	"github.com/day-trade/platform/gateway/registry"
 	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/resilience"
@@ -70,6 +72,22 @@ type cfg struct {
 	// reloaded when it changes (polled every RoutesPoll) and on SIGHUP.
 	RoutesFile string        `envconfig:"GATEWAY_ROUTES_FILE"`
 	RoutesPoll time.Duration `envconfig:"GATEWAY_ROUTES_POLL" default:"2s"`
+
+	// The dynamic registry of upstream instances, load balancing and health checks. Registered
+	// URLs must match RegistryAllowedHosts (globs); empty means 127.0.0.1, localhost and [::1]
+	// in local mode and *.svc.cluster.local otherwise.
+	RegistryAllowedHosts []string      `envconfig:"GATEWAY_REGISTRY_ALLOWED_HOSTS"`
+	RegistryPoll         time.Duration `envconfig:"GATEWAY_REGISTRY_POLL" default:"2s"`
+	LBPolicy             string        `envconfig:"GATEWAY_LB_POLICY" default:"weighted"`
+	HealthInterval       time.Duration `envconfig:"GATEWAY_HEALTH_INTERVAL" default:"10s"`
+	HealthTimeout        time.Duration `envconfig:"GATEWAY_HEALTH_TIMEOUT" default:"2s"`
+	HealthPath           string        `envconfig:"GATEWAY_HEALTH_PATH" default:"/health/readiness"`
+	HealthyThreshold     int           `envconfig:"GATEWAY_HEALTHY_THRESHOLD" default:"2"`
+	UnhealthyThreshold   int           `envconfig:"GATEWAY_UNHEALTHY_THRESHOLD" default:"3"`
+	EjectAfter           int           `envconfig:"GATEWAY_EJECT_CONSECUTIVE_FAILURES" default:"5"`
+	EjectBase            time.Duration `envconfig:"GATEWAY_EJECT_BASE" default:"30s"`
+	EjectMax             time.Duration `envconfig:"GATEWAY_EJECT_MAX" default:"5m"`
+	EjectMaxPercent      int           `envconfig:"GATEWAY_EJECT_MAX_PERCENT" default:"50"`
 }
 
 func (c cfg) local() bool { return c.PlatformMode == "local" }
@@ -81,6 +99,15 @@ func (c cfg) Validate() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.RatePeriod <= 0 || c.Replicas <= 0 {
 		errs = append(errs, errors.New("RATE_LIMIT, RATE_LIMIT_BURST, RATE_LIMIT_PERIOD and GATEWAY_REPLICAS must be positive"))
+	}
+	if _, err := gateway.ParseBalancePolicy(c.LBPolicy); err != nil {
+		errs = append(errs, fmt.Errorf("GATEWAY_LB_POLICY: %w", err))
+	}
+	if _, err := registry.NewHostPolicy(c.RegistryAllowedHosts); err != nil {
+		errs = append(errs, fmt.Errorf("GATEWAY_REGISTRY_ALLOWED_HOSTS: %w", err))
+	}
+	if c.EjectMaxPercent < 1 || c.EjectMaxPercent > 100 || !strings.HasPrefix(c.HealthPath, "/") {
+		errs = append(errs, errors.New("GATEWAY_EJECT_MAX_PERCENT must be 1..100 and GATEWAY_HEALTH_PATH a path"))
 	}
 	return errors.Join(config.ValidateAll(c.Runtime, c.Redis), errors.Join(errs...))
 }
@@ -137,6 +164,11 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 			return runtime.Function{}, err // at start a bad file is fatal; on reload it is refused
 		}
 	}
+	allowed := c.RegistryAllowedHosts
+	if len(allowed) == 0 && c.local() {
+		allowed = []string{"127.0.0.1", "localhost", "[::1]"}
+	}
+	policy, _ := gateway.ParseBalancePolicy(c.LBPolicy)
 	g, err := gateway.New(gateway.Config{
 		Namespace:       c.Namespace,
 		UpstreamTimeout: c.UpstreamTimeout,
@@ -151,12 +183,18 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		HSTS:            c.HSTS,
 		MaxHeaderBytes:  c.MaxHeader,
 		SLAWindow:       c.SLAWindow,
+		Balance:         policy,
+		Registry:        gateway.RegistryConfig{AllowedHosts: allowed, Poll: c.RegistryPoll},
+		Health: gateway.HealthConfig{Interval: c.HealthInterval, Timeout: c.HealthTimeout, Path: c.HealthPath,
+			Healthy: c.HealthyThreshold, Unhealthy: c.UnhealthyThreshold, ConsecutiveFailures: c.EjectAfter,
+			BaseEjection: c.EjectBase, MaxEjection: c.EjectMax, MaxEjectedPercent: c.EjectMaxPercent},
 	}, routes, gateway.Deps{
 		Log: d.Log, Transport: tr, Redis: rdb, Keys: keys, JWT: jwtv, Signer: signer, Meter: d.Telemetry.MeterProvider,
 	})
 	if err != nil {
 		return runtime.Function{}, err
 	}
+	go g.Run(ctx) // registry polling and active health checks
 	if c.RoutesFile != "" {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
