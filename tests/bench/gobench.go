@@ -124,7 +124,7 @@ func parseBench(text string) []BenchResult {
 func quoteArgs(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		if strings.ContainsAny(a, " ^$|()*") {
+		if strings.ContainsAny(a, " ^$|()*?'\"") {
 			a = "'" + a + "'"
 		}
 		q[i] = a

@@ -114,7 +114,7 @@ func run(ctx context.Context, o options, args []string) error {
 	start := time.Now()
 	rep := &Report{
 		Date: start.UTC(), Commit: gitCommit(o.moduleDir), Machine: machine(), LoadAvgStart: loadAvg(),
-		Command: strings.TrimSpace("go run ./tests/bench " + strings.Join(args, " ")),
+		Command: strings.TrimSpace("go run ./tests/bench " + quoteArgs(args)),
 	}
 	busy0 := machineBusy()
 	dir, err := os.MkdirTemp("", "bench-")
