@@ -103,7 +103,7 @@ func (f fixture) send(t *testing.T, id, source, typ string, data any) int {
 
 func TestPlatformEventsBecomeNotificationsOnce(t *testing.T) {
 	f := newFixture(t, 2)
-	fill := events.OrderFilled{OrderID: "o-1", Symbol: "7203.T", Side: "buy", Quantity: decimal.NewFromInt(100),
+	fill := events.OrderFilled{OrderID: "o-1", Tenant: "acme", Symbol: "7203.T", Side: "buy", Quantity: decimal.NewFromInt(100),
 		Price: decimal.RequireFromString("2650.5"), Fee: decimal.RequireFromString("26.5"), Currency: "JPY", FilledAt: time.Now()}
 	for range 3 { // the Broker redelivers; the webhook still gets one message
 		if code := f.send(t, "fill-1", events.SourceExecutionTrade, events.TypeExecutionOrderFilled, fill); code != 200 && code != 202 && code != 204 {
@@ -114,7 +114,8 @@ func TestPlatformEventsBecomeNotificationsOnce(t *testing.T) {
 		t.Fatalf("%d calls, got %v", f.hooks.calls.Load(), f.hooks.got)
 	}
 	rec, err := f.store.Get(context.Background(), notify.EventNotificationID(events.SourceExecutionTrade, "fill-1"))
-	if err != nil || rec.Overall() != notify.OverallDelivered || rec.Channels[0].Attempts != 3 {
+	// The fill's notification belongs to the account's tenant: only it can read its status.
+	if err != nil || rec.Overall() != notify.OverallDelivered || rec.Channels[0].Attempts != 3 || rec.Notification.Tenant != "acme" {
 		t.Fatalf("%+v %v", rec, err)
 	}
 	f.send(t, "deg-1", events.SourceMLBatchWorker, events.TypeMLAccuracyDegraded, events.MLAccuracyDegraded{Model: "ensemble", Version: "v3", Metric: "directional_accuracy", Value: 0.48, Threshold: 0.5, Window: "20d"})
