@@ -15,6 +15,7 @@ import (
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
 	"github.com/day-trade/platform/shared/ml/registry"
+	"github.com/day-trade/platform/shared/resilience"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
 )
@@ -24,8 +25,12 @@ type cfg struct {
 	config.Redis
 	config.Market
 	// EnsembleURL defaults to the ensemble's cluster-local Knative URL in this namespace.
-	EnsembleURL     string        `envconfig:"ENSEMBLE_URL"`
-	EnsembleTimeout time.Duration `envconfig:"ENSEMBLE_TIMEOUT" default:"2s"`
+	EnsembleURL string `envconfig:"ENSEMBLE_URL"`
+	// EnsembleTimeout bounds one attempt; EnsembleAttempts tries in all, each retry of an
+	// unavailable ensemble paid from a budget of EnsembleRetryBudget of the calls.
+	EnsembleTimeout     time.Duration `envconfig:"ENSEMBLE_TIMEOUT" default:"2s"`
+	EnsembleAttempts    int           `envconfig:"ENSEMBLE_ATTEMPTS" default:"3"`
+	EnsembleRetryBudget float64       `envconfig:"ENSEMBLE_RETRY_BUDGET" default:"0.2"`
 	// UpstreamDialAddr sends every ensemble connection to one address (the local
 	// platform's activator), as the gateway does.
 	UpstreamDialAddr string `envconfig:"UPSTREAM_DIAL_ADDR"`
@@ -48,6 +53,9 @@ func (c cfg) Validate() error {
 	}
 	if c.EnsembleTimeout <= 0 || c.AccuracyWindow <= 0 {
 		errs = append(errs, errors.New("ENSEMBLE_TIMEOUT and ML_ACCURACY_WINDOW must be positive"))
+	}
+	if c.EnsembleAttempts < 1 || c.EnsembleAttempts > 10 || c.EnsembleRetryBudget < 0 || c.EnsembleRetryBudget > 1 {
+		errs = append(errs, errors.New("ENSEMBLE_ATTEMPTS must be in [1, 10] and ENSEMBLE_RETRY_BUDGET in [0, 1]"))
 	}
 	return errors.Join(config.ValidateAll(c.Runtime, c.Redis, c.Market), errors.Join(errs...))
 }
@@ -81,9 +89,18 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	m.refresh(ctx, tracker) // best effort: the gauge starts from what earlier instances scored
 	return runtime.Function{
 		Handler: newServer(server{
-			log:      d.Log,
-			bars:     marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider),
-			ensemble: inference.NewClient(url, inference.NewTransport(c.UpstreamDialAddr), c.EnsembleTimeout),
+			log:  d.Log,
+			bars: marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider),
+			ensemble: &resilientPredictor{
+				next: inference.NewClient(url, inference.NewTransport(c.UpstreamDialAddr), c.EnsembleTimeout),
+				retry: resilience.Retry{Attempts: c.EnsembleAttempts, Backoff: resilience.Backoff{Base: 50 * time.Millisecond, Max: time.Second},
+					Budget: resilience.NewBudget(c.EnsembleRetryBudget, 1)},
+				breaker: resilience.NewBreaker("ensemble", resilience.BreakerSettings{
+					OnStateChange: func(name string, from, to resilience.State) {
+						d.Log.Warn("ensemble breaker", "from", from.String(), "to", to.String())
+					},
+				}),
+			},
 			tracker:  tracker,
 			metrics:  m,
 			history:  market.Period(c.History),
