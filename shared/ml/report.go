@@ -5,6 +5,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/day-trade/platform/shared/market"
 )
 
 // Report is the outcome of a walk-forward evaluation. Every number in it was computed from
@@ -58,7 +60,9 @@ func (r *Report) Table() string {
 		if t.IsZero() {
 			return "-"
 		}
-		return t.Format(time.DateOnly)
+		// Daily bars are stamped at midnight JST, which is the previous day in UTC: print
+		// the trading day the bar is for.
+		return t.In(market.JST).Format(time.DateOnly)
 	}
 	fmt.Fprintf(&b, "walk-forward: %d test rows, %d folds, purge %d, embargo %d, data %s..%s",
 		r.Rows, len(r.Folds), r.Split.Purge, r.Split.Embargo, day(r.From), day(r.To))
