@@ -1,5 +1,7 @@
 package functions
 
+import "strings"
+
 // Redis key patterns of the shared stores, for the functions' RedisKeys. Each names the keys
 // one package builds under a service's key space (see the package's key functions); the
 // ACL test in knative/manifests runs those packages as each function's ACL user.
@@ -22,6 +24,30 @@ const (
 	// redisGatewayRate is the gateway's GCRA cells: redis_rate puts "rate:" before its keys.
 	redisGatewayRate = "rate:gw:*"
 )
+
+// RedisACLCommands are what a function's Redis ACL user may run: data commands of every
+// type, MULTI/WATCH, Lua scripts and pub/sub, never admin or dangerous ones (KEYS, FLUSHALL,
+// CONFIG, DEBUG, ...). Scripts and MULTI get no further than the keys the user may touch.
+// TIME is in no category but @fast; the GCRA scripts of redis_rate and the gateway's
+// instance registry call it.
+const RedisACLCommands = "-@all +@connection +@read +@write +@keyspace +@transaction +@scripting +@pubsub -@admin -@dangerous +time"
+
+// RedisACLRule is the ACL rule of f's Redis user, without user name and password: exactly
+// the key and channel patterns of RedisPatterns, and RedisACLCommands. The manifests write
+// it into the ACL file; the local platform applies it with ACL SETUSER.
+func (f Function) RedisACLRule() string {
+	var b strings.Builder
+	b.WriteString("resetkeys")
+	for _, p := range f.RedisPatterns() {
+		b.WriteString(" ~" + p)
+	}
+	b.WriteString(" resetchannels")
+	for _, p := range f.RedisPatterns() {
+		b.WriteString(" &" + p)
+	}
+	b.WriteString(" " + RedisACLCommands)
+	return b.String()
+}
 
 // redisMarketCache is shared/marketcache in space: cached bars and hit/miss counters.
 func redisMarketCache(space string) []string {

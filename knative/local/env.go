@@ -14,6 +14,10 @@ import (
 // the local wiring, which always win.
 func (p *Platform) childEnv(fn functions.Function, port int) []string {
 	ns := p.opts.Namespace
+	redisURL := p.redis.url
+	if u, ok := p.redisURLs[fn.Name]; ok {
+		redisURL = u // its own ACL user (Options.RedisACL)
+	}
 	wiring := []string{
 		"PORT=" + strconv.Itoa(port),
 		"BIND_ADDR=127.0.0.1",
@@ -21,7 +25,7 @@ func (p *Platform) childEnv(fn functions.Function, port int) []string {
 		"K_CONFIGURATION=" + fn.Name,
 		"K_REVISION=" + fn.Name + "-00001",
 		"POD_NAMESPACE=" + ns,
-		"REDIS_URL=" + p.redis.url,
+		"REDIS_URL=" + redisURL,
 		"PLATFORM_MODE=local",
 		// Where cluster-local Knative hosts are dialled: the gateway (and any function calling
 		// a service) sends the request here with Host set to Function.Host(ns).

@@ -69,6 +69,11 @@ type Options struct {
 	Output io.Writer
 	// Broker configures the local Broker and Triggers (see broker.go).
 	Broker BrokerOptions
+	// RedisACL gives every function its own Redis ACL user, allowed exactly its catalog
+	// RedisKeys as in production, and REDIS_URL with that user; the default user gets a
+	// password only the platform knows. It needs redis-server (RedisServerPath) or an
+	// external Redis whose REDIS_URL may run ACL SETUSER.
+	RedisACL bool
 	// Schedules are played as Knative PingSources through the Broker (see ping.go); nil
 	// sends no ticks. cmd/platform passes functions.Schedules() unless -ping=false.
 	Schedules []functions.Schedule
@@ -100,6 +105,8 @@ type Platform struct {
 	srv       *http.Server
 	actAddr   string
 	redis     *redisServer
+	// redisURLs are the functions' own REDIS_URLs when Options.RedisACL is set.
+	redisURLs map[string]string
 	// tokenKey and tokenPub are the internal identity-token key pair of this run.
 	tokenKey, tokenPub string
 	broker             *broker
@@ -153,12 +160,20 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		ln.Close()
 		return nil, err
 	}
+	var redisURLs map[string]string
+	if opts.RedisACL {
+		if redisURLs, err = rds.applyACL(ctx, opts.Functions); err != nil {
+			ln.Close()
+			_ = rds.close()
+			return nil, err
+		}
+	}
 
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &Platform{
 		opts: opts, log: opts.Log, out: out, ctx: pctx, cancel: cancel,
 		procs: procs, names: names, gateway: gateway, gwPort: gwPort,
-		actAddr: ln.Addr().String(), redis: rds, done: make(chan struct{}),
+		actAddr: ln.Addr().String(), redis: rds, redisURLs: redisURLs, done: make(chan struct{}),
 	}
 	// One identity-token key pair per run: the gateway signs, every function verifies.
 	p.tokenKey, p.tokenPub = auth.GenerateInternalKey()

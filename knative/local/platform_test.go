@@ -578,3 +578,59 @@ func TestStartFailsOnMissingBinary(t *testing.T) {
 func gone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
+
+// TestRedisACLUsersPerFunction: with RedisACL every function connects as its own ACL user,
+// which may touch its catalog RedisKeys and nothing else, and Redis refuses a client
+// without credentials.
+func TestRedisACLUsersPerFunction(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not on PATH")
+	}
+	table := testTable()
+	for i := range table {
+		table[i].RedisKeys = []string{table[i].Name + ":*"}
+	}
+	w := newTestWriter(t)
+	p, err := local.Start(t.Context(), local.Options{
+		Functions: table, BinDir: binDir, SkipBuild: true, RedisServerPath: bin, RedisACL: true,
+		Env: []string{"PATH=" + os.Getenv("PATH")}, Log: slog.New(slog.NewTextHandler(w, nil)), Output: w,
+		StopTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+
+	fnURL := mustEcho(t, p, "echo", "/").Env["REDIS_URL"]
+	opt, err := redis.ParseURL(fnURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.Username != "echo" {
+		t.Fatalf("echo connects as %q, want its own user", opt.Username)
+	}
+	fn := redis.NewClient(opt)
+	defer fn.Close()
+	ctx := t.Context()
+	if err := fn.Set(ctx, "echo:k", "v", time.Minute).Err(); err != nil {
+		t.Errorf("SET in its own space: %v", err)
+	}
+	if err := fn.Set(ctx, "warm:k", "v", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("SET in warm's space: %v, want NOPERM", err)
+	}
+	anon, _ := redis.ParseURL(p.RedisURL())
+	anon.Username, anon.Password = "", ""
+	nobody := redis.NewClient(anon)
+	defer nobody.Close()
+	if err := nobody.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("PING without credentials: %v, want NOAUTH", err)
+	}
+	admin, _ := redis.ParseURL(p.RedisURL())
+	ad := redis.NewClient(admin)
+	defer ad.Close()
+	if got, err := ad.Get(ctx, "echo:k").Result(); err != nil || got != "v" {
+		t.Errorf("the platform's own user: %q, %v", got, err)
+	}
+}

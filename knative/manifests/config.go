@@ -59,27 +59,8 @@ func RedisPasswordVar(user string) string {
 // RedisAdminUser is the ACL user for operators; no function uses it.
 const RedisAdminUser = "admin"
 
-// redisCommands are what a function's ACL user may run: data commands of every type,
-// MULTI/WATCH, Lua scripts and pub/sub, never admin or dangerous ones (KEYS, FLUSHALL,
-// CONFIG, DEBUG, ...). Scripts and MULTI get no further than the keys the user may touch.
-// TIME is in no category but @fast; redis_rate's GCRA script (the gateway) calls it.
-const redisCommands = "-@all +@connection +@read +@write +@keyspace +@transaction +@scripting +@pubsub -@admin -@dangerous +time"
-
-// ACLRule is the Redis ACL rule of f's user (named after f), without the user and password:
-// exactly the key and channel patterns of f.RedisPatterns and redisCommands.
-func ACLRule(f functions.Function) string {
-	var b strings.Builder
-	b.WriteString("resetkeys")
-	for _, p := range f.RedisPatterns() {
-		b.WriteString(" ~" + p)
-	}
-	b.WriteString(" resetchannels")
-	for _, p := range f.RedisPatterns() {
-		b.WriteString(" &" + p)
-	}
-	b.WriteString(" " + redisCommands)
-	return b.String()
-}
+// ACLRule is the Redis ACL rule of f's user (named after f), without the user and password.
+func ACLRule(f functions.Function) string { return f.RedisACLRule() }
 
 // ACL is the Redis ACL file: the default user off, an operator user, and one user per
 // catalog entry (function, service and gateway) allowed exactly the key patterns it uses.

@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	fs.BoolVar(&opts.SkipBuild, "skip-build", false, "use the binaries already in -bin")
 	fs.DurationVar(&opts.IdleWindow, "idle", 0, "override every scale-to-zero function's idle window (0 = catalog)")
 	fs.StringVar(&redis, "redis", "auto", "embedded Redis when REDIS_URL is unset: auto|redis-server|miniredis")
+	fs.BoolVar(&opts.RedisACL, "redis-acl", false, "give each function its own Redis ACL user (its catalog RedisKeys), as in production; needs redis-server")
 	fs.BoolVar(&ping, "ping", true, "send the catalog's cron ticks (its PingSources) through the Broker")
 	if err := fs.Parse(args); err != nil {
 		return err
