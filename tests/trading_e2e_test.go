@@ -122,3 +122,57 @@ func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 		t.Fatalf("odd lot: %d %s", code, b)
 	}
 }
+
+// TestTradingRestingOrderAndFillSweepOnThePlatform runs execution-fills as the catalog
+// declares it: a limit buy far below the market rests (at any hour), execution ticks sent
+// to the function as the Broker sends them are acknowledged, a redelivered tick is a no-op,
+// and the order is neither filled nor expired by them (no bar reached it, the session has
+// not closed). The fill of a crossed order, exactly once under parallel sweeps, is proven
+// in functions/execution-fills against real Redis with a fixed tape and clock.
+func TestTradingRestingOrderAndFillSweepOnThePlatform(t *testing.T) {
+	e := startPlatform(t, time.Minute)
+	var s stocks
+	if code, _, b := e.callFunction(t, "GET", "data-stocks", "/api/v1/data/stocks/6758.T?period=5d&interval=1d", nil, ""); code != 200 || json.Unmarshal(b, &s) != nil || len(s.DataPoints) == 0 {
+		t.Fatalf("quote: %d %s", code, b)
+	}
+	// 7% under the last close: inside the daily band at every price level, far from the tape.
+	last := decimal.NewFromFloat(s.DataPoints[len(s.DataPoints)-1].Close)
+	px := trading.RoundToTick(last.Mul(decimal.RequireFromString("0.93")), true, trading.RoundUp)
+	body := fmt.Sprintf(`{"symbol":"6758.T","side":"buy","type":"limit","quantity":100,"limit_price":%q}`, px)
+	hdr := map[string]string{idempotency.Header: "e2e-rest", trading.TenantHeader: "e2e-rest"}
+	code, _, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+	var placed struct {
+		ID        string    `json:"order_id"`
+		Status    string    `json:"status"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if code != 201 || json.Unmarshal(b, &placed) != nil || placed.Status != "open" || placed.ExpiresAt.IsZero() {
+		t.Fatalf("resting order: %d %s", code, b)
+	}
+	tick := func(id string) {
+		t.Helper()
+		h := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": id, "Ce-Type": "com.daytrade.execution.tick",
+			"Ce-Source": "//day-trade/execution-scheduler", "Ce-Time": time.Now().UTC().Format(time.RFC3339)}
+		if code, _, b := e.callFunction(t, "POST", "execution-fills", "/", h, `{}`); code/100 != 2 {
+			t.Fatalf("tick %s: %d %s", id, code, b)
+		}
+	}
+	tick("e2e-tick-1")
+	tick("e2e-tick-1") // redelivered
+	tick("e2e-tick-2")
+	var orders struct {
+		Orders []struct {
+			ID             string `json:"order_id"`
+			Status         string `json:"status"`
+			FilledQuantity int64  `json:"filled_quantity"`
+		} `json:"orders"`
+	}
+	tenant := map[string]string{trading.TenantHeader: "e2e-rest"}
+	if code, _, b := e.callFunction(t, "GET", "execution-orders", "/api/v1/execution/orders", tenant, ""); code != 200 || json.Unmarshal(b, &orders) != nil ||
+		len(orders.Orders) != 1 || orders.Orders[0].ID != placed.ID || orders.Orders[0].Status != "open" || orders.Orders[0].FilledQuantity != 0 {
+		t.Fatalf("after the ticks: %d %s", code, b)
+	}
+	if n := len(e.p.ColdStarts("execution-fills")); n < 1 {
+		t.Fatalf("execution-fills never started")
+	}
+}
