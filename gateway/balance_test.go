@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/day-trade/platform/gateway"
 	"github.com/day-trade/platform/gateway/registry"
 	"github.com/day-trade/platform/shared/auth"
@@ -75,7 +78,7 @@ func (h *hostRecorder) any(pred func(string) bool) bool {
 	return false
 }
 
-func newLB(t *testing.T, cfg gateway.Config) *lbHarness {
+func newLB(t *testing.T, cfg gateway.Config, opts ...func(*gateway.Deps)) *lbHarness {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb, err := store.Open(rs.URL())
@@ -103,7 +106,11 @@ func newLB(t *testing.T, cfg gateway.Config) *lbHarness {
 	}
 	logs := &syncBuffer{}
 	rec := &hostRecorder{next: gateway.NewTransport(catalog.addr()), hosts: map[string]int{}}
-	g, err := gateway.New(cfg, lbRoutes, gateway.Deps{Log: slog.New(slog.NewJSONHandler(logs, nil)), Transport: rec, Redis: rdb, Keys: h.keys, Signer: h.signer})
+	deps := gateway.Deps{Log: slog.New(slog.NewJSONHandler(logs, nil)), Transport: rec, Redis: rdb, Keys: h.keys, Signer: h.signer}
+	for _, o := range opts {
+		o(&deps)
+	}
+	g, err := gateway.New(cfg, lbRoutes, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +374,9 @@ func TestLeastOutstandingAvoidsSlowInstance(t *testing.T) {
 // ConsecutiveFailures failed attempts and gets no more traffic.
 func TestPassiveEjectionHidesADeadInstance(t *testing.T) {
 	t.Parallel()
-	h := newLB(t, gateway.Config{Health: gateway.HealthConfig{ConsecutiveFailures: 3, BaseEjection: time.Minute}})
+	reader := sdkmetric.NewManualReader()
+	h := newLB(t, gateway.Config{Health: gateway.HealthConfig{ConsecutiveFailures: 3, BaseEjection: time.Minute}},
+		func(d *gateway.Deps) { d.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)) })
 	a, b, dead := startServer(t, "a", nil), startServer(t, "b", nil), startServer(t, "dead", nil)
 	for _, s := range []*server{a, b, dead} {
 		h.register(t, s, 1, 60)
@@ -384,6 +393,35 @@ func TestPassiveEjectionHidesADeadInstance(t *testing.T) {
 	}
 	if !strings.Contains(h.log.String(), `"msg":"upstream instance ejected","upstream":"data-stocks","instance":"`+dead.url()+`"`) {
 		t.Fatalf("no ejection log line:\n%s", h.log.String())
+	}
+	// The health gauge says the same, per instance.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	ejections := int64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Gauge[int64]:
+				if m.Name == "gateway.upstream.instance.health" {
+					for _, p := range d.DataPoints {
+						inst, _ := p.Attributes.Value("instance")
+						got[inst.AsString()] = p.Value
+					}
+				}
+			case metricdata.Sum[int64]:
+				if m.Name == "gateway.upstream.ejections" {
+					for _, p := range d.DataPoints {
+						ejections += p.Value
+					}
+				}
+			}
+		}
+	}
+	if got[dead.url()] != 0 || got[a.url()] != 1 || got[b.url()] != 1 || ejections != 1 {
+		t.Fatalf("instance health %v, ejections %d", got, ejections)
 	}
 }
 
