@@ -4,9 +4,11 @@
 // stripping → CORS and security headers → route match → authentication (API key or JWT) →
 // authorisation (roles per route; deny by default) → rate limit and daily quota (Redis GCRA
 // with a bounded local fallback) → response cache (GET) → bulkhead → proxy to the function by
-// its Knative host, through a transport with timeout, retries for idempotent calls under a
-// budget, and a circuit breaker per upstream; the function receives a short-lived signed
-// identity token instead of the caller's credentials.
+// its Knative host (or to its instances from the registry, balanced and health-checked: see
+// registry.go, balance.go, health.go), through a transport with timeout, retries for
+// idempotent calls under a budget (a retry goes to another instance), and a circuit breaker
+// per upstream; the function receives a short-lived signed identity token instead of the
+// caller's credentials.
 //
 // The per-route steps run in one handler (route.ServeHTTP) with every policy resolved when the
 // gateway is built, so the hot path does no map lookups and few allocations.
