@@ -444,11 +444,12 @@ func TestEjectionCapAndGrowingTime(t *testing.T) {
 	for _, in := range h.upstream(t, "data-stocks").Instances {
 		states[in.State]++
 	}
-	if states["ejected"] != 1 || states["healthy"] != 2 {
-		t.Fatalf("states %v: want exactly one of three ejected", states)
+	// (An ejection may have ended by now on a slow machine, so "at most one".)
+	if states["ejected"] > 1 {
+		t.Fatalf("states %v: more than one of three ejected", states)
 	}
-	if !strings.Contains(h.log.String(), "not ejected: too many") {
-		t.Fatal("no log line for the refused ejection")
+	if !strings.Contains(h.log.String(), `"msg":"upstream instance ejected"`) || !strings.Contains(h.log.String(), "not ejected: too many") {
+		t.Fatal("want one ejection and a log line for the refused second one")
 	}
 	// Only d2 dead now: once ejected it comes back after its time, fails again and is ejected
 	// for twice as long.
