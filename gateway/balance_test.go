@@ -514,7 +514,7 @@ func TestHeartbeatLapseRemovesInstance(t *testing.T) {
 	t.Parallel()
 	h := newLB(t, gateway.Config{})
 	a, b := startServer(t, "a", nil), startServer(t, "b", nil)
-	h.register(t, a, 1, 2) // two seconds, never renewed
+	h.register(t, a, 1, 3) // three seconds, never renewed
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	go func() {
