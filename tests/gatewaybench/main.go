@@ -523,11 +523,12 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 				if r.pid != 0 {
 					cpu0 = cpuTime(r.pid)
 				}
-				busy0 := machineBusy()
+				busy0, t0 := machineBusy(), time.Now()
 				ar := attack(ctx, r.tr, rate, e.o.rateFor, r.name)
 				f := summarizeFixed(r.name, rate, e.o.rateFor, ar)
 				f.Round = round + 1
-				if capacity := e.o.rateFor.Seconds() * float64(runtime.NumCPU()); capacity > 0 {
+				// The run lasts longer than rateFor when answers queue: vegeta waits for them.
+				if capacity := time.Since(t0).Seconds() * float64(runtime.NumCPU()); capacity > 0 {
 					f.MachineBusy = (machineBusy() - busy0).Seconds() / capacity
 				}
 				if r.pid != 0 && f.Requests > 0 {
