@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/gateway"
+	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/jobs"
 	"github.com/day-trade/platform/shared/market"
@@ -54,6 +56,11 @@ type fakes struct {
 	absent  map[string]bool                  // functions not deployed
 	fail    map[string]int                   // function → status to answer
 	block   func(fn string, r *http.Request) // optional hook, may block
+	// verifyKey, when set, makes every fake a function with INTERNAL_TOKEN_PUBLIC_KEY: it
+	// verifies the identity token for its own name (401 without a valid one) and records the
+	// principal.
+	verifyKey  ed25519.PublicKey
+	principals []auth.Principal
 }
 
 func (f *fakes) count(fn string) int { f.mu.Lock(); defer f.mu.Unlock(); return f.calls[fn] }
@@ -67,8 +74,18 @@ func (f *fakes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.calls[fn]++
 	f.tenants[r.Header.Get(builtin.TenantHeader)] = true
-	status, absent, hook := f.fail[fn], f.absent[fn], f.block
+	status, absent, hook, key := f.fail[fn], f.absent[fn], f.block, f.verifyKey
 	f.mu.Unlock()
+	if key != nil {
+		p, err := auth.NewVerifier(key, fn).Verify(r.Header.Get(auth.InternalTokenHeader))
+		if err != nil {
+			httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeUnauthenticated, "authentication required"))
+			return
+		}
+		f.mu.Lock()
+		f.principals = append(f.principals, *p)
+		f.mu.Unlock()
+	}
 	if !ok || absent {
 		httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeNotFound, "no function serves host %q", r.Host))
 		return
@@ -116,6 +133,8 @@ type env struct {
 	clock *clock
 	fakes *fakes
 	act   *httptest.Server
+	// signer, when set, is the scheduler's INTERNAL_TOKEN_KEY.
+	signer *auth.Signer
 }
 
 func newEnv(t *testing.T) *env {
@@ -142,6 +161,9 @@ func (e *env) start() (*scheduler, string) {
 	caller := &builtin.Caller{
 		Client:    &http.Client{Transport: gateway.NewTransport(strings.TrimPrefix(e.act.URL, "http://"))},
 		Namespace: "day-trade", Timeout: 10 * time.Second,
+	}
+	if e.signer != nil {
+		caller.Signer = e.signer
 	}
 	s := &scheduler{
 		log: slog.New(slog.DiscardHandler), rdb: e.rdb, keys: e.keys, jobs: e.js, schedules: e.st,
@@ -322,6 +344,48 @@ func TestPaperTradeNotifyFailureUnwindsOrdersOnce(t *testing.T) {
 	for k, v := range e.fakes.orders {
 		if strings.Contains(k, ".unwind.") && !strings.HasSuffix(v, " 200") {
 			t.Errorf("unwind %s = %s, want the 200 shares bought", k, v)
+		}
+	}
+}
+
+// TestWorkflowCallsCarrySignedIdentity: callees that verify identity tokens (as every function
+// does with INTERNAL_TOKEN_PUBLIC_KEY) refuse a scheduler without INTERNAL_TOKEN_KEY, and serve
+// one with it, seeing the schedule's tenant as a verified principal in every call.
+func TestWorkflowCallsCarrySignedIdentity(t *testing.T) {
+	t.Parallel()
+	priv, _ := auth.GenerateInternalKey()
+	key, err := auth.ParsePrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := auth.NewSigner(key)
+	for _, signed := range []bool{false, true} {
+		e := newEnv(t)
+		e.fakes.verifyKey = signer.PublicKey()
+		if signed {
+			e.signer = signer
+		}
+		sc := e.schedule("acme", builtin.PaperTrade, "market_hours/30m", `{"max_orders":2,"lots":1}`, "2026-03-19 09:59:00")
+		_, url := e.start()
+		e.clock.set("2026-03-19 10:00:03")
+		e.tick(url, "t-1", PingEventType, jst("2026-03-19 10:00:00"))
+		j := e.job("acme", schedule.RunID(sc.ID, jst("2026-03-19 10:00:00")))
+		e.fakes.mu.Lock()
+		principals := e.fakes.principals
+		e.fakes.mu.Unlock()
+		if !signed {
+			if j.Status != jobs.StatusFailed || !strings.Contains(j.Error, "answered 401") || len(principals) != 0 {
+				t.Fatalf("unsigned run: %s %q, %d principals", j.Status, j.Error, len(principals))
+			}
+			continue
+		}
+		if j.Status != jobs.StatusSucceeded || len(principals) < 4 {
+			t.Fatalf("signed run: %s %q, %d principals", j.Status, j.Error, len(principals))
+		}
+		for _, p := range principals {
+			if p.Tenant != "acme" || p.Subject != builtin.WorkflowSubject || !p.HasAnyRole([]string{"trader"}) {
+				t.Fatalf("principal %+v", p)
+			}
 		}
 	}
 }
