@@ -49,6 +49,10 @@ type ReceiverOptions struct {
 	// TracerProvider, when set, makes the Receiver start a consumer span per event as a child
 	// of the event's traceparent. Without it the handler's ctx still carries that span context.
 	TracerProvider trace.TracerProvider
+	// Consumer (the function's catalog name) is part of every dedup key. Two functions that
+	// consume the same event (one Trigger each) in the same key space must set it, or the
+	// first to process the event marks it done for the other, which then skips it.
+	Consumer string
 }
 
 // Receiver dispatches delivered CloudEvents to handlers by type, at most one successful run
@@ -336,6 +340,9 @@ func (r *Receiver) redis(ctx context.Context, call func(ctx context.Context) (bo
 // pair or make a huge key.
 func (r *Receiver) dedupKey(e cloudevents.Event) string {
 	sum := sha256.Sum256([]byte(e.Source() + "\x00" + e.ID()))
+	if r.opts.Consumer != "" {
+		return r.keys.Key("ce", r.opts.Consumer, hex.EncodeToString(sum[:]))
+	}
 	return r.keys.Key("ce", hex.EncodeToString(sum[:]))
 }
 

@@ -70,7 +70,7 @@ func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) 
 		return runtime.Function{}, err
 	}
 	keys := store.NewKeys("exec")
-	recv, err := events.NewReceiver(rdb, keys, events.ReceiverOptions{Logger: d.Log, Lease: c.EventLease})
+	recv, err := events.NewReceiver(rdb, keys, events.ReceiverOptions{Logger: d.Log, Lease: c.EventLease, Consumer: "execution-scheduler"})
 	if err != nil {
 		return runtime.Function{}, err
 	}
