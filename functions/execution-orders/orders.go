@@ -22,7 +22,8 @@ func newServer(log *slog.Logger, l *ledger.Ledger, now func() time.Time) http.Ha
 	return r
 }
 
-// orderView adds what only the clock knows: whether a resting order has expired.
+// orderView adds what only the clock knows: whether a resting order has expired (its session
+// closed; execution-fills records OrderExpired, status "expired", on its next tick).
 type orderView struct {
 	*ledger.OrderView
 	Expired bool `json:"expired,omitempty"`
@@ -51,9 +52,9 @@ func handleOrders(log *slog.Logger, l *ledger.Ledger, now func() time.Time) http
 		status := q.Get("status")
 		var fields []httpx.FieldError
 		switch status {
-		case "", ledger.StatusOpen, ledger.StatusFilled, ledger.StatusRejected:
+		case "", ledger.StatusOpen, ledger.StatusFilled, ledger.StatusRejected, ledger.StatusExpired, ledger.StatusCancelled:
 		default:
-			fields = append(fields, httpx.FieldError{Field: "status", Reason: "one of open, filled, rejected"})
+			fields = append(fields, httpx.FieldError{Field: "status", Reason: "one of open, filled, rejected, expired, cancelled"})
 		}
 		limit := defaultLimit
 		if s := q.Get("limit"); s != "" {

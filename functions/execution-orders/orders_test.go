@@ -58,6 +58,16 @@ func TestOrdersNewestFirstByStatusAndTenant(t *testing.T) {
 	if _, filled := get("/api/v1/execution/orders?status=filled", "acme"); len(filled.Orders) != 1 || filled.Orders[0].ID != "b" {
 		t.Fatalf("filled %+v", filled)
 	}
+	// The sweep's OrderExpired closes "c": it lists as expired, not open.
+	if _, err := l.AppendClose(ctx, "acme", "c", last, ledger.Event{Type: ledger.OrderExpired, At: at.Add(time.Hour), OrderID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, exp := get("/api/v1/execution/orders?status=expired", "acme"); len(exp.Orders) != 1 || exp.Orders[0].ID != "c" || exp.Orders[0].Status != ledger.StatusExpired {
+		t.Fatalf("expired %+v", exp)
+	}
+	if _, open := get("/api/v1/execution/orders?status=open", "acme"); len(open.Orders) != 1 || open.Orders[0].ID != "a" {
+		t.Fatalf("open %+v", open)
+	}
 	if _, one := get("/api/v1/execution/orders?limit=1", "acme"); len(one.Orders) != 1 {
 		t.Fatalf("limit %+v", one)
 	}
