@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 DATA_DIR ?= shared/ml/testdata
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build test test-short lint bench bench-go fuzz manifests lambda train eval clean
+.PHONY: run build test test-short lint bench bench-go chaos fuzz manifests lambda train eval clean
 
 ## run: the whole platform on this machine (gateway :8080, functions on demand, embedded Redis)
 run:
@@ -40,6 +40,11 @@ bench:
 ## bench-go: every Go benchmark, -count 5 (results in bench.out; compare runs with benchstat)
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.out
+
+## chaos: fault scenarios on the local platform (~15 min): 10,000-trade soak with faults and
+##   reconciliation, Redis killed and slowed, failing and hanging functions -> docs/reliability.md, .json
+chaos:
+	$(GO) run ./tests/chaos -out docs/reliability.md
 
 ## fuzz: every fuzz target for FUZZTIME each, a summary line per target; crashers stay in testdata/fuzz
 fuzz:

@@ -44,7 +44,8 @@ type options struct {
 	maxAttempts          int
 	faultEvery           time.Duration
 	clientTimeout        time.Duration
-	rate, tradeRate      int
+	rate, lowRate        int
+	tradeRate            int
 	slowRate, faultRate  int
 	hangRate             int
 	hangTimeout          time.Duration
@@ -56,8 +57,8 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		moduleDir: ".", soakN: 10000, soakRate: 100, maxAttempts: 60, faultEvery: 10 * time.Second,
-		clientTimeout: 10 * time.Second, rate: 2000, tradeRate: 20, slowRate: 200, faultRate: 100,
+		moduleDir: ".", soakN: 10000, soakRate: 25, maxAttempts: 200, faultEvery: 10 * time.Second,
+		clientTimeout: 10 * time.Second, rate: 2000, lowRate: 500, tradeRate: 20, slowRate: 200, faultRate: 100,
 		hangRate: 50, hangTimeout: 2 * time.Second, before: 5 * time.Second, downFor: 10 * time.Second,
 		after: 10 * time.Second, warmup: 2 * time.Second, jobs: 5,
 	}
@@ -67,7 +68,7 @@ func defaultOptions() options {
 // so that it cannot rot, and the invariants (nothing lost, nothing doubled) are still checked.
 func (o options) smokeOptions() options {
 	o.soakN, o.soakRate, o.faultEvery = 60, 30, time.Second
-	o.rate, o.tradeRate, o.slowRate, o.faultRate, o.hangRate = 100, 10, 50, 50, 20
+	o.rate, o.lowRate, o.tradeRate, o.slowRate, o.faultRate, o.hangRate = 100, 0, 10, 50, 50, 20
 	o.before, o.downFor, o.after, o.warmup = time.Second, 2*time.Second, 2*time.Second, 300*time.Millisecond
 	o.jobs = 1
 	return o
@@ -85,6 +86,7 @@ func main() {
 	flag.DurationVar(&o.faultEvery, "fault-every", o.faultEvery, "mean time between soak faults (uniform in [½, 1½]×)")
 	flag.DurationVar(&o.clientTimeout, "client-timeout", o.clientTimeout, "soak client timeout per attempt")
 	flag.IntVar(&o.rate, "rate", o.rate, "requests/s on the fail-open route while Redis is killed")
+	flag.IntVar(&o.lowRate, "rate-low", o.lowRate, "the same at a rate this machine sustains (second run; 0 skips it)")
 	flag.IntVar(&o.tradeRate, "trade-rate", o.tradeRate, "trades/s alongside the Redis faults")
 	flag.IntVar(&o.slowRate, "slow-rate", o.slowRate, "requests/s on the data route with slow Redis and beside the hanging function")
 	flag.IntVar(&o.faultRate, "fault-rate", o.faultRate, "requests/s on the failing function (503 and 50%)")
@@ -137,6 +139,11 @@ func run(ctx context.Context, o options) (*Report, error) {
 		return nil, err
 	}
 	r := &runEnv{o: o, dir: dir, moduleDir: mod}
+	if o.smoke {
+		// A trade whose process is killed mid-request holds its key's in-flight lock until
+		// the lock expires (40 s by default); the smoke must finish in seconds.
+		r.extraEnv = append(r.extraEnv, "IDEMPOTENCY_LOCK_TTL=3s")
+	}
 	fmt.Fprintln(os.Stderr, "chaos: building the catalog and faultfn")
 	if r.bins, err = build(ctx, mod, dir, os.Stderr); err != nil {
 		return nil, err
@@ -160,7 +167,16 @@ func run(ctx context.Context, o options) (*Report, error) {
 		case "soak":
 			rep.Soak, err = r.soak(ctx)
 		case "rediskill":
-			rep.RedisKill, err = r.redisKill(ctx)
+			for _, rate := range []int{r.o.rate, r.o.lowRate} {
+				if rate <= 0 {
+					continue
+				}
+				var k *RedisKill
+				if k, err = r.redisKill(ctx, rate); err != nil {
+					break
+				}
+				rep.RedisKill = append(rep.RedisKill, k)
+			}
 		case "slowredis":
 			rep.SlowRedis, err = r.slowRedis(ctx)
 		case "breaker":

@@ -26,7 +26,7 @@ type Report struct {
 	Rows      []Row             `json:"summary"`
 	Errors    []string          `json:"scenario_errors,omitempty"`
 	Soak      *Soak             `json:"soak,omitempty"`
-	RedisKill *RedisKill        `json:"redis_kill,omitempty"`
+	RedisKill []*RedisKill      `json:"redis_kill,omitempty"`
 	SlowRedis *SlowRedis        `json:"slow_redis,omitempty"`
 	Breaker   *Breaker          `json:"breaker,omitempty"`
 	Flaky     *Flaky            `json:"flaky,omitempty"`
@@ -90,10 +90,10 @@ func rows(rep *Report, o options) []Row {
 		}, s.AckedMissing == 0 && s.Duplicated == 0 && s.WrongOrderID == 0 && s.Foreign == 0 && s.RefusedButPlaced == 0 && s.GaveUp == 0 && s.Acked == s.Trades,
 			"0 lost, 0 duplicated, every trade acknowledged")
 	}
-	if k := rep.RedisKill; k != nil {
+	for _, k := range rep.RedisKill {
 		d := k.Data[2]
 		add(Row{
-			Scenario: "2. Redis killed under load",
+			Scenario: fmt.Sprintf("2. Redis killed under load (%d/s)", k.TargetRate),
 			Load:     fmt.Sprintf("GET /api/v1/data/stocks/{symbol} (fail-open) at a target of %d/s, sent %.0f/s; POST /api/v1/execution/trade (fail-closed) at %d/s, one attempt each", k.TargetRate, k.Data[0].SentRate, k.TradeRate),
 			Fault:    fmt.Sprintf("SIGKILL redis-server, restarted %.1f s later (same port, AOF)", k.DownS),
 			Duration: fmt.Sprintf("%.0f s", k.Data[0].Seconds),
@@ -267,7 +267,7 @@ func write(out string, rep *Report) error {
 }
 
 var setup = []string{
-	"Every scenario starts its own local platform (`knative/local`: the gateway binary, the activator, functions started on demand as processes, the Broker on a Redis Stream) on its own `redis-server` (appendonly yes, appendfsync everysec: a SIGKILL of the process loses nothing the kernel has; a machine crash could lose the last second, which this harness does not test). Binaries are built once per run from the commit above.",
+	"Every scenario starts its own local platform (`knative/local`: the gateway binary, the activator, functions started on demand as processes, the Broker on a Redis Stream) on its own `redis-server` (appendonly yes, appendfsync everysec: a SIGKILL of the process loses nothing the kernel has; a machine crash could lose the last second, which this harness does not test). The platform's process table is the catalog entries these scenarios use (gateway, data-stocks, execution-trade, ml-models, data-batch-fetch, data-batch-worker, execution-jobs, dead-letter), built once per run from the commit above; functions scale from zero on their first request as in `make run`.",
 	"Environment of every process: `DATA_PROVIDER=synthetic` (no network), `LOG_LEVEL=warn`, tracing off, a per-key rate limit the load never reaches (`RATE_LIMIT=1000000`: the limiter still asks Redis on every request), and a paper account large enough that the soak's orders are accepted (`PAPER_INITIAL_CASH=1e14`, `RISK_MAX_OPEN_ORDERS=1000000`). Gateway resilience settings are the defaults: 3 attempts, retry budget 20% + 5/s, breaker at ≥ 50% failures over ≥ 20 calls in 10 s, open 5 s, 3 half-open probes, bulkhead 512 per upstream, upstream timeout 30 s.",
 	"The failing and hanging function is `faultfn` (tests/chaos/faultfn), a real process the platform starts in place of `ml-models`, so the gateway reaches it through its real route (`GET /api/v1/ml/models`), transport, breaker, retries and bulkhead; it counts every attempt it receives (the ground truth for retry amplification).",
 	"Load: vegeta as a library at fixed rates (open model: requests go out on schedule whether or not earlier ones were answered, so no coordinated omission), 15 s client timeout. The soak's trades use a plain Go client with the retry policy described in its row. Everything (load generator, gateway, functions, Redis) shares the same machine.",
@@ -297,8 +297,8 @@ func writeDetails(b *strings.Builder, rep *Report) {
 			fmt.Fprintf(b, "\nRefused (final 4xx, nothing recorded): %s.\n", mapString(s.Refused))
 		}
 	}
-	if k := rep.RedisKill; k != nil {
-		phaseTable("### 2. Redis killed under load: the fail-open data route", k.Data)
+	for _, k := range rep.RedisKill {
+		phaseTable(fmt.Sprintf("### 2. Redis killed under load at %d/s: the fail-open data route", k.TargetRate), k.Data)
 		fmt.Fprintf(b, "\nTrades while Redis was dead: %s; causes %s. All trades: %s.\n", mapString(k.TradesOutage.ByStatus), mapString(k.TradesOutage.Causes), mapString(k.TradesAll.ByStatus))
 	}
 	if s := rep.SlowRedis; s != nil {

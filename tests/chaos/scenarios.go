@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -193,7 +192,7 @@ type RedisKill struct {
 	TradeFirstOKms float64    `json:"trade_first_201_after_redis_back_ms"`
 }
 
-func (r *runEnv) redisKill(ctx context.Context) (*RedisKill, error) {
+func (r *runEnv) redisKill(ctx context.Context, rate int) (*RedisKill, error) {
 	pl, err := startPlatform(ctx, r, "rediskill", platformOpts{})
 	if err != nil {
 		return nil, err
@@ -207,9 +206,9 @@ func (r *runEnv) redisKill(ctx context.Context) (*RedisKill, error) {
 	if err != nil {
 		return nil, err
 	}
-	rk := &RedisKill{TargetRate: r.o.rate, TradeRate: r.o.tradeRate}
+	rk := &RedisKill{TargetRate: rate, TradeRate: r.o.tradeRate}
 	tr := getTarget(pl.gw+dataPath, keys["rk"])
-	attack(ctx, tr, r.o.rate, r.o.warmup, "warm-up")
+	attack(ctx, tr, rate, r.o.warmup, "warm-up")
 
 	before, down, after := r.o.before, r.o.downFor, r.o.after
 	var tKill, tBack time.Time
@@ -229,7 +228,7 @@ func (r *runEnv) redisKill(ctx context.Context) (*RedisKill, error) {
 		tBack = time.Now()
 	})
 	start := time.Now()
-	res := attack(ctx, tr, r.o.rate, before+down+after, "rediskill")
+	res := attack(ctx, tr, rate, before+down+after, "rediskill")
 	close(stopTrades)
 	wg.Wait()
 	if tKill.IsZero() || tBack.IsZero() {
@@ -296,7 +295,9 @@ func (r *runEnv) slowRedis(ctx context.Context) (*SlowRedis, error) {
 	stopTrades := make(chan struct{})
 	var trades []trade
 	var wg sync.WaitGroup
-	wg.Go(func() { trades = tradeLoad(ctx, pl.gw, keys["slow"], "slow", prices["7203.T"], r.o.tradeRate, stopTrades) })
+	wg.Go(func() {
+		trades = tradeLoad(ctx, pl.gw, keys["slow"], "slow", prices["7203.T"], r.o.tradeRate, stopTrades)
+	})
 	var tSlow, tHeal time.Time
 	wg.Go(func() {
 		_ = sleepCtx(ctx, r.o.before)
@@ -677,5 +678,3 @@ func (r *runEnv) midJob(ctx context.Context) (*MidJob, error) {
 }
 
 func sortDur(d []time.Duration) { slices.Sort(d) }
-
-var _ = strings.Contains

@@ -77,7 +77,7 @@ type faultEvent struct {
 
 func (r *runEnv) soak(ctx context.Context) (*Soak, error) {
 	n, rate := r.o.soakN, r.o.soakRate
-	nt := max(1, min(50, n/200))
+	nt := max(1, min(200, n/50)) // few orders per tenant: little contention on one ledger
 	pl, err := startPlatform(ctx, r, "soak", platformOpts{})
 	if err != nil {
 		return nil, err
@@ -116,8 +116,15 @@ func (r *runEnv) soak(ctx context.Context) (*Soak, error) {
 				return
 			case <-time.After(wait):
 			}
+			kill := rand.IntN(2) == 0
+			if kill {
+				// Mid-request: wait (up to 2 s) for a trade to be in flight, then kill.
+				for end := time.Now().Add(2 * time.Second); inflight.Load() == 0 && time.Now().Before(end); {
+					time.Sleep(200 * time.Microsecond)
+				}
+			}
 			ev := faultEvent{AtS: time.Since(start).Seconds(), InFlight: int(inflight.Load())}
-			if rand.IntN(2) == 0 {
+			if kill {
 				ev.Kind = "SIGKILL execution-trade"
 				if err := pl.p.Kill("execution-trade"); err != nil {
 					ev.Kind += " (not running: " + err.Error() + ")"
