@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -112,6 +113,8 @@ func (o options) logf(format string, args ...any) {
 
 func run(ctx context.Context, o options, args []string) error {
 	start := time.Now()
+	// Children's stdout and stderr are copied by goroutines of their own: one lock for all.
+	o.log = &syncWriter{w: o.log}
 	rep := &Report{
 		Date: start.UTC(), Commit: gitCommit(o.moduleDir), Machine: machine(), LoadAvgStart: loadAvg(),
 		Command: strings.TrimSpace("go run ./tests/bench " + quoteArgs(args)),
@@ -164,4 +167,16 @@ func run(ctx context.Context, o options, args []string) error {
 	}
 	rep.Targets = verdicts(rep)
 	return write(o.out, rep)
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
