@@ -38,6 +38,10 @@ type Verdict struct {
 
 const coldTarget = 50.0 // ms, median
 
+// notesMarker starts the hand-written part of the report (the circumstances of a run, an
+// analysis), which a new run keeps: everything from the marker on is carried over.
+const notesMarker = "<!-- notes below are written by hand and kept by tests/bench across runs -->"
+
 // defaultCommand is what `make bench` runs.
 const defaultCommand = "go run ./tests/bench -out docs/benchmarks.md"
 
@@ -123,6 +127,14 @@ func write(out string, r *Report) error {
 	if out == "" {
 		_, err := io.WriteString(os.Stdout, b.String())
 		return err
+	}
+	if old, err := os.ReadFile(out); err == nil {
+		if i := strings.Index(string(old), notesMarker); i >= 0 {
+			b.WriteString("\n" + string(old[i:]))
+		}
+	}
+	if !strings.Contains(b.String(), notesMarker) {
+		b.WriteString("\n" + notesMarker + "\n")
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
