@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/day-trade/platform/functions"
+	"github.com/day-trade/platform/knative/local"
 )
 
 // schema is an OpenAPI v3 structural schema, as much of it as eventing's CRDs use.
@@ -468,5 +469,15 @@ func TestTriggerDeliveryIsTheCatalogs(t *testing.T) {
 	}
 	if seen != 1 {
 		t.Errorf("%d Triggers for %s of %s, want 1", seen, sub, fn)
+	}
+}
+
+// TestLocalPingSourceMatches: the local platform's ticks carry the source the cluster's
+// PingSources do, so receivers dedup and log them the same way in both.
+func TestLocalPingSourceMatches(t *testing.T) {
+	for _, s := range DefaultSchedules() {
+		if got, want := local.PingSourceSource("day-trade", s.Name), PingSourceSource("day-trade", s.Name); got != want {
+			t.Errorf("local source %q, PingSource %q", got, want)
+		}
 	}
 }
