@@ -296,12 +296,20 @@ func startPlatform(ctx context.Context, run *runEnv, name string, o platformOpts
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pl.cancel = cancel
 	env := append(append(append(os.Environ(), baseEnv...), run.extraEnv...), o.env...)
-	pl.p, err = local.Start(pctx, local.Options{
-		Functions: usedFunctions(), Dir: run.moduleDir, BinDir: binDir, SkipBuild: true, RedisURL: redisURL,
-		IdleWindow: 10 * time.Minute, StopTimeout: 5 * time.Second, Env: env,
-		Log:    slog.New(slog.NewTextHandler(pl.logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Output: pl.logf, Broker: o.broker,
-	})
+	// The platform picks the gateway's port free and the gateway binds it a moment later; on a
+	// machine busy with other load another socket can take it in between. Try again then.
+	for attempt := 1; ; attempt++ {
+		pl.p, err = local.Start(pctx, local.Options{
+			Functions: usedFunctions(), Dir: run.moduleDir, BinDir: binDir, SkipBuild: true, RedisURL: redisURL,
+			IdleWindow: 10 * time.Minute, StopTimeout: 5 * time.Second, Env: env,
+			Log:    slog.New(slog.NewTextHandler(pl.logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			Output: pl.logf, Broker: o.broker,
+		})
+		if err == nil || attempt == 3 || !strings.Contains(tail(pl.logPth, 30), "address already in use") {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "%s: the gateway's port was taken; starting the platform again\n", name)
+	}
 	if err != nil {
 		pl.close()
 		return nil, fmt.Errorf("%s: local platform: %w\n%s", name, err, tail(pl.logPth, 30))
@@ -422,4 +430,34 @@ func tail(p string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// breakerLog reads the gateway's "circuit breaker" log lines for upstream (every transition,
+// with the gateway's own timestamp; needs LOG_LEVEL=info for the closing ones) from the
+// platform's log, as seconds after start.
+func (pl *platform) breakerLog(upstream string, start time.Time) []Transition {
+	b, err := os.ReadFile(pl.logPth)
+	if err != nil {
+		return nil
+	}
+	var out []Transition
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `"circuit breaker"`) || !strings.HasPrefix(line, "gateway") {
+			continue
+		}
+		i := strings.IndexByte(line, '{')
+		if i < 0 {
+			continue
+		}
+		var rec struct {
+			Time     time.Time `json:"time"`
+			Upstream string    `json:"upstream"`
+			To       string    `json:"to"`
+		}
+		if json.Unmarshal([]byte(line[i:]), &rec) != nil || rec.Upstream != upstream || rec.Time.Before(start) {
+			continue
+		}
+		out = append(out, Transition{AtS: rec.Time.Sub(start).Seconds(), State: rec.To})
+	}
+	return out
 }

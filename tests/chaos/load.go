@@ -56,7 +56,10 @@ func cause(r vegeta.Result) string {
 		case strings.Contains(e, "connection refused"):
 			return "connection refused"
 		}
-		return "transport error"
+		if i := strings.LastIndex(e, ": "); i >= 0 {
+			e = e[i+2:] // drop the addresses: "read tcp a->b: read: connection reset by peer"
+		}
+		return "transport error: " + e
 	}
 	var p struct {
 		Detail string `json:"detail"`

@@ -117,7 +117,7 @@ func rows(rep *Report, o options) []Row {
 			Errors: fmt.Sprintf("data while slow: %s (%s), p50 %.0f ms / p99 %.0f ms vs baseline %.1f / %.1f ms; trades while slow: %s",
 				sl.statusString(), sl.causeString(), sl.P50ms, sl.P99ms, b.P50ms, b.P99ms, mapString(s.TradesSlow.ByStatus)),
 			Effects:  fmt.Sprintf("trades acknowledged-but-missing %d, duplicated %d", s.TradesAll.AckedMissing, s.TradesAll.Duplicated),
-			Recovery: fmt.Sprintf("%.0f ms (%s)", s.RecoveredMs, s.RecoveryRule),
+			Recovery: slowRecovery(s, af),
 		}, s.TradesAll.AckedMissing == 0 && s.TradesAll.Duplicated == 0, "no trade lost or doubled (latency is reported, no target)")
 	}
 	if b := rep.Breaker; b != nil {
@@ -371,4 +371,11 @@ func tools() map[string]string {
 		v = "not installed"
 	}
 	return map[string]string{"redis-server": v, "vegeta": "github.com/tsenart/vegeta/v12 v12.13.0 (library)", "toxiproxy": "github.com/Shopify/toxiproxy/v2 v2.5.0 (library)"}
+}
+
+func slowRecovery(s *SlowRedis, after Phase) string {
+	if s.RecoveredMs/1000 >= after.Seconds-1 {
+		return fmt.Sprintf("**not back to baseline** by the end of the %.0f s after the latency was removed (last bad answer %.1f s after; %s)", after.Seconds, s.RecoveredMs/1000, s.RecoveryRule)
+	}
+	return fmt.Sprintf("%.0f ms (%s)", s.RecoveredMs, s.RecoveryRule)
 }

@@ -310,14 +310,14 @@ func (r *runEnv) slowRedis(ctx context.Context) (*SlowRedis, error) {
 		tHeal = time.Now()
 	})
 	start := time.Now()
-	res := attack(ctx, tr, r.o.slowRate, r.o.before+r.o.downFor+r.o.after, "slowredis")
+	res := attack(ctx, tr, r.o.slowRate, r.o.before+r.o.downFor+2*r.o.after, "slowredis")
 	close(stopTrades)
 	wg.Wait()
 	base := count(res, between(start, tSlow))
 	s.Data = []Phase{
 		{Name: "baseline (no latency)", Seconds: tSlow.Sub(start).Seconds(), tally: base},
 		{Name: "Redis +500 ms", Seconds: tHeal.Sub(tSlow).Seconds(), tally: count(res, between(tSlow, tHeal))},
-		{Name: "after the latency is removed", Seconds: r.o.after.Seconds(), tally: count(res, between(tHeal, time.Now().Add(time.Hour)))},
+		{Name: "after the latency is removed", Seconds: 2 * r.o.after.Seconds(), tally: count(res, between(tHeal, time.Now().Add(time.Hour)))},
 	}
 	limit := time.Duration(max(2*base.P99ms, 5) * float64(time.Millisecond))
 	s.RecoveryRule = fmt.Sprintf("after removing the latency, the last answer that was non-2xx or slower than max(2× baseline p99, 5 ms) = %.1f ms", ms(limit))
@@ -376,7 +376,7 @@ type Breaker struct {
 const victim = "ml-models" // GET /api/v1/ml/models: idempotent, no cache, one function
 
 func (r *runEnv) breaker(ctx context.Context) (*Breaker, error) {
-	pl, err := startPlatform(ctx, r, "breaker", platformOpts{victims: []string{victim}})
+	pl, err := startPlatform(ctx, r, "breaker", platformOpts{victims: []string{victim}, env: []string{"LOG_LEVEL=info"}})
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,9 @@ func (r *runEnv) breaker(ctx context.Context) (*Breaker, error) {
 	res := attack(ctx, tr, r.o.faultRate, r.o.before+r.o.downFor+r.o.after, "breaker")
 	wg.Wait()
 	close(stop)
-	b.Transitions = <-trC
+	<-trC
+	time.Sleep(200 * time.Millisecond) // the last log lines reach the file
+	b.Transitions = pl.breakerLog(victim, start)
 	b.UpstreamAttempts = attempts
 	b.FailAtS, b.HealS = tFail.Sub(start).Seconds(), tHeal.Sub(start).Seconds()
 	b.Phases = []Phase{
@@ -447,7 +449,7 @@ type Flaky struct {
 }
 
 func (r *runEnv) flaky(ctx context.Context) (*Flaky, error) {
-	pl, err := startPlatform(ctx, r, "flaky", platformOpts{victims: []string{victim}})
+	pl, err := startPlatform(ctx, r, "flaky", platformOpts{victims: []string{victim}, env: []string{"LOG_LEVEL=info"}})
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +473,9 @@ func (r *runEnv) flaky(ctx context.Context) (*Flaky, error) {
 	trC := watchBreaker(pl, victim, start, stop)
 	res := attack(ctx, tr, r.o.faultRate, d, "flaky")
 	close(stop)
-	f.Transitions = <-trC
+	<-trC
+	time.Sleep(200 * time.Millisecond)
+	f.Transitions = pl.breakerLog(victim, start)
 	st, err := pl.faultStats(victim)
 	if err != nil {
 		return nil, err
@@ -510,7 +514,7 @@ func (r *runEnv) hang(ctx context.Context) (*Hang, error) {
 	}
 	fmt.Fprintf(rf, "routes:\n  - method: GET\n    path: /api/v1/ml/models\n    timeout: %s\n", r.o.hangTimeout)
 	rf.Close()
-	pl, err := startPlatform(ctx, r, "hang", platformOpts{victims: []string{victim}, env: []string{"GATEWAY_ROUTES_FILE=" + rf.Name()}})
+	pl, err := startPlatform(ctx, r, "hang", platformOpts{victims: []string{victim}, env: []string{"GATEWAY_ROUTES_FILE=" + rf.Name(), "LOG_LEVEL=info"}})
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +552,9 @@ func (r *runEnv) hang(ctx context.Context) (*Hang, error) {
 	})
 	wg.Wait()
 	close(stop)
-	h.Transitions = <-trC
+	<-trC
+	time.Sleep(200 * time.Millisecond)
+	h.Transitions = pl.breakerLog(victim, start)
 	end := time.Now().Add(time.Hour)
 	h.Hanging = []Phase{
 		{Name: "baseline", Seconds: tHang.Sub(start).Seconds(), tally: count(hangRes, between(start, tHang))},
