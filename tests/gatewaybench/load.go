@@ -155,7 +155,9 @@ type fixedRate struct {
 	MaxMs     float64 `json:"max_ms"`
 	CPUPer1k  float64 `json:"server_cpu_ms_per_1000_requests,omitempty"`
 	StatusMix string  `json:"status_mix"`
-	Round     int     `json:"round,omitempty"`
+	// Errors are the transport errors (no HTTP status), most frequent first.
+	Errors string `json:"errors,omitempty"`
+	Round  int    `json:"round,omitempty"`
 	// MachineBusy is the share of the machine's CPU in use during the run (all processes).
 	MachineBusy float64 `json:"machine_busy"`
 }
@@ -195,16 +197,20 @@ func trimBody(b []byte) []byte {
 func summarizeFixed(target string, rate int, d time.Duration, ar attackResult) fixedRate {
 	lat := make([]time.Duration, 0, len(ar.Results))
 	codes := map[uint16]int{}
+	errs := map[string]int{}
 	ok := 0
 	for _, r := range ar.Results {
 		codes[r.Code]++
+		if r.Code == 0 && r.Error != "" {
+			errs[errorKind(r.Error)]++
+		}
 		if r.Code >= 200 && r.Code < 300 && r.Error == "" {
 			ok++
 		}
 		lat = append(lat, r.Latency)
 	}
 	slices.Sort(lat)
-	f := fixedRate{Target: target, Rate: rate, Seconds: d.Seconds(), Requests: len(ar.Results), StatusMix: statusMix(codes)}
+	f := fixedRate{Target: target, Rate: rate, Seconds: d.Seconds(), Requests: len(ar.Results), StatusMix: statusMix(codes), Errors: errorMix(errs)}
 	if len(lat) == 0 {
 		return f
 	}
@@ -212,6 +218,36 @@ func summarizeFixed(target string, rate int, d time.Duration, ar attackResult) f
 	f.P50ms, f.P95ms, f.P99ms, f.P999ms = ms(quantile(lat, 0.50)), ms(quantile(lat, 0.95)), ms(quantile(lat, 0.99)), ms(quantile(lat, 0.999))
 	f.MaxMs = ms(lat[len(lat)-1])
 	return f
+}
+
+// errorKind drops the addresses from a transport error, so that equal causes count together:
+// "Get \"http://127.0.0.1:41000/...\": dial tcp 127.0.0.1:41000: connect: cannot assign
+// requested address" becomes "dial tcp: connect: cannot assign requested address".
+func errorKind(e string) string {
+	if i := strings.LastIndex(e, "\": "); i >= 0 {
+		e = e[i+3:]
+	}
+	return reAddr.ReplaceAllString(e, "")
+}
+
+var reAddr = regexp.MustCompile(` ?(\[[0-9a-f:]+\]|[0-9]{1,3}(\.[0-9]{1,3}){3}):[0-9]+(->[^ ]+:[0-9]+)?`)
+
+// errorMix is "count× cause" for the three most frequent causes.
+func errorMix(errs map[string]int) string {
+	kinds := make([]string, 0, len(errs))
+	for k := range errs {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int { return errs[b] - errs[a] })
+	var parts []string
+	for i, k := range kinds {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d other causes", len(kinds)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d× %s", errs[k], k))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // quantile is the nearest-rank quantile of sorted.

@@ -531,10 +531,15 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 				if capacity := time.Since(t0).Seconds() * float64(runtime.NumCPU()); capacity > 0 {
 					f.MachineBusy = (machineBusy() - busy0).Seconds() / capacity
 				}
+				// /proc/stat on some virtual machines jumps (counters reset when a vCPU is
+				// replugged); a share outside [0, 1] is not a measurement.
+				if f.MachineBusy < 0 || f.MachineBusy > 1.05 {
+					f.MachineBusy = -1
+				}
 				if r.pid != 0 && f.Requests > 0 {
 					f.CPUPer1k = float64((cpuTime(r.pid) - cpu0).Milliseconds()) / float64(f.Requests) * 1000
 				}
-				fmt.Fprintf(os.Stderr, "  p50 %.3f p99 %.3f p99.9 %.3f ms, %s, machine busy %.0f%%\n", f.P50ms, f.P99ms, f.P999ms, f.StatusMix, 100*f.MachineBusy)
+				fmt.Fprintf(os.Stderr, "  p50 %.3f p99 %.3f p99.9 %.3f ms, %s %s, machine busy %.0f%%\n", f.P50ms, f.P99ms, f.P999ms, f.StatusMix, f.Errors, 100*f.MachineBusy)
 				p99[i] = f.P99ms
 				byTarget[i] = append(byTarget[i], f)
 				l.Runs = append(l.Runs, f)

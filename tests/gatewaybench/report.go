@@ -117,13 +117,21 @@ func writeLatency(b *strings.Builder, l *Latency) {
 		fmt.Fprintf(b, "| %d | %s | %d | %.2f%% | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n", s.Rate, s.Target, s.Rounds, 100*s.Success, s.P50ms, s.P95ms, s.P99ms, s.P999ms, add, vs, cpu)
 	}
 	b.WriteString("\nEvery run (\"machine busy\" is the share of both cores in use during the run, by every process on the machine):\n\n")
-	b.WriteString("| rate/s | round | path | requests | success | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | proxy CPU ms per 1,000 requests | machine busy |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| rate/s | round | path | requests | success | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | proxy CPU ms per 1,000 requests | machine busy | answers |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, f := range l.Runs {
 		cpu := ""
 		if f.CPUPer1k > 0 {
 			cpu = fmt.Sprintf("%.1f", f.CPUPer1k)
 		}
-		fmt.Fprintf(b, "| %d | %d | %s | %d | %.2f%% | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %.0f%% |\n", f.Rate, f.Round, f.Target, f.Requests, 100*f.Success, f.P50ms, f.P95ms, f.P99ms, f.P999ms, f.MaxMs, cpu, 100*f.MachineBusy)
+		busy := "n/a"
+		if f.MachineBusy >= 0 {
+			busy = fmt.Sprintf("%.0f%%", 100*f.MachineBusy)
+		}
+		answers := f.StatusMix
+		if f.Errors != "" {
+			answers += "; errors: " + f.Errors
+		}
+		fmt.Fprintf(b, "| %d | %d | %s | %d | %.2f%% | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %s | %s |\n", f.Rate, f.Round, f.Target, f.Requests, 100*f.Success, f.P50ms, f.P95ms, f.P99ms, f.P999ms, f.MaxMs, cpu, busy, strings.ReplaceAll(answers, "|", "\\|"))
 	}
 	rates := make([]int, 0, len(l.AddedP99))
 	for r := range l.AddedP99 {
