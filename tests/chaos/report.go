@@ -307,7 +307,7 @@ func writeDetails(b *strings.Builder, rep *Report) {
 	}
 	if br := rep.Breaker; br != nil {
 		phaseTable("### 4. 100% 503", br.Phases)
-		fmt.Fprintf(b, "\nBreaker (gateway_breaker_state polled every 50 ms; failures began at %.1f s, healed at %.1f s): %s.\n", br.FailAtS, br.HealS, transitions(br.Transitions))
+		fmt.Fprintf(b, "\nBreaker transitions (the gateway's own \"circuit breaker\" log lines; failures began at %.1f s, healed at %.1f s): %s.\n", br.FailAtS, br.HealS, transitions(br.Transitions))
 	}
 	if f := rep.Flaky; f != nil {
 		fmt.Fprintf(b, "\n### 5. 50%% failures\n\nClient: %s (%s), p50 %.2f ms, p99 %.2f ms. Upstream attempts %d for %d requests: amplification %.3f; the budget allows at most 1 + (0.2·N + 5/s·T + 50 initial tokens)/N = %.3f. Breaker: %s.\n",
