@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -169,7 +170,15 @@ type attackResult struct {
 }
 
 func attack(ctx context.Context, tr vegeta.Targeter, rate int, d time.Duration, name string) attackResult {
-	atk := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Workers(64), vegeta.MaxWorkers(4096))
+	// Our own transport, so that its connections are closed when the run ends: left open, an
+	// overloaded run's thousands of connections outlive it and the next runs fail to dial
+	// (EMFILE, or no free ephemeral port), which would be the load generator's failure
+	// reported as the server's.
+	tp := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 30 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext}
+	defer tp.CloseIdleConnections()
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: tp}), vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true),
+		vegeta.Workers(64), vegeta.MaxWorkers(4096))
 	res := attackResult{Start: time.Now(), Results: make([]vegeta.Result, 0, int(float64(rate)*d.Seconds())+16)}
 	ch := atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, name)
 	for {
