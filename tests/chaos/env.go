@@ -56,7 +56,7 @@ func usedFunctions() []functions.Function {
 // build compiles the functions the scenarios use and faultfn, once per run, in one go build
 // (symbols stripped: the link is most of the time and nothing here needs a debugger).
 func build(ctx context.Context, moduleDir, dir string, out io.Writer) (bins, error) {
-	b := bins{dir: filepath.Join(dir, "bin"), fault: filepath.Join(dir, "faultfn")}
+	b := bins{dir: filepath.Join(dir, "bin")}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return b, err
 	}
@@ -72,7 +72,7 @@ func build(ctx context.Context, moduleDir, dir string, out io.Writer) (bins, err
 	if err := cmd.Run(); err != nil {
 		return b, fmt.Errorf("go build: %w", err)
 	}
-	b.fault = filepath.Join(b.dir, "faultfn")
+	b.fault = filepath.Join(b.dir, "faultfn") // go build names it after its directory
 	return b, nil
 }
 

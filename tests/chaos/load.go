@@ -146,16 +146,6 @@ func count(rs []vegeta.Result, keep func(vegeta.Result) bool) tally {
 	return t
 }
 
-func (t tally) n5xx() int {
-	n := 0
-	for k, v := range t.Status {
-		if len(k) == 3 && k[0] == '5' {
-			n += v
-		}
-	}
-	return n
-}
-
 func (t tally) statusString() string {
 	keys := make([]string, 0, len(t.Status))
 	for k := range t.Status {

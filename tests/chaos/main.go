@@ -144,7 +144,7 @@ func run(ctx context.Context, o options) (*Report, error) {
 		// the lock expires (40 s by default); the smoke must finish in seconds.
 		r.extraEnv = append(r.extraEnv, "IDEMPOTENCY_LOCK_TTL=3s")
 	}
-	fmt.Fprintln(os.Stderr, "chaos: building the catalog and faultfn")
+	fmt.Fprintln(os.Stderr, "chaos: building the functions the scenarios use, and faultfn")
 	if r.bins, err = build(ctx, mod, dir, os.Stderr); err != nil {
 		return nil, err
 	}

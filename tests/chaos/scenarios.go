@@ -391,14 +391,15 @@ func (r *runEnv) breaker(ctx context.Context) (*Breaker, error) {
 	start := time.Now()
 	stop := make(chan struct{})
 	trC := watchBreaker(pl, victim, start, stop)
-	var tFail, tHeal time.Time
+	var tPre, tFail, tHeal time.Time
 	var attempts int64
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_ = sleepCtx(ctx, r.o.before)
 		_, _ = pl.fault(victim, http.MethodPost, "/_fault/reset")
-		tFail = time.Now()
+		tPre = time.Now()
 		_, _ = pl.fault(victim, http.MethodPost, "/_fault/mode?m=fail")
+		tFail = time.Now() // requests sent while the switch was under way count in neither phase
 		_ = sleepCtx(ctx, r.o.downFor)
 		st, _ := pl.faultStats(victim)
 		attempts = st.ByStatus["Service Unavailable"]
@@ -414,7 +415,7 @@ func (r *runEnv) breaker(ctx context.Context) (*Breaker, error) {
 	b.UpstreamAttempts = attempts
 	b.FailAtS, b.HealS = tFail.Sub(start).Seconds(), tHeal.Sub(start).Seconds()
 	b.Phases = []Phase{
-		{Name: "healthy", Seconds: tFail.Sub(start).Seconds(), tally: count(res, between(start, tFail))},
+		{Name: "healthy", Seconds: tPre.Sub(start).Seconds(), tally: count(res, between(start, tPre))},
 		{Name: "100% 503", Seconds: tHeal.Sub(tFail).Seconds(), tally: count(res, between(tFail, tHeal))},
 		{Name: "healed", Seconds: r.o.after.Seconds(), tally: count(res, between(tHeal, time.Now().Add(time.Hour)))},
 	}
@@ -532,7 +533,7 @@ func (r *runEnv) hang(ctx context.Context) (*Hang, error) {
 	start := time.Now()
 	stop := make(chan struct{})
 	trC := watchBreaker(pl, victim, start, stop)
-	var tHang, tHeal time.Time
+	var tPre, tHang, tHeal time.Time
 	var wg sync.WaitGroup
 	var hangRes, otherRes []vegeta.Result
 	total := r.o.before + r.o.downFor + r.o.after
@@ -540,8 +541,9 @@ func (r *runEnv) hang(ctx context.Context) (*Hang, error) {
 	wg.Go(func() { otherRes = attack(ctx, otherTr, r.o.slowRate, total, "other") })
 	wg.Go(func() {
 		_ = sleepCtx(ctx, r.o.before)
-		tHang = time.Now()
+		tPre = time.Now()
 		_, _ = pl.fault(victim, http.MethodPost, "/_fault/mode?m=hang")
+		tHang = time.Now() // requests sent while the switch was under way count in neither phase
 		for end := time.Now().Add(r.o.downFor); time.Now().Before(end); _ = sleepCtx(ctx, 100*time.Millisecond) {
 			if st, err := pl.faultStats(victim); err == nil {
 				h.MaxInFlight = max(h.MaxInFlight, st.InFlight)
@@ -557,12 +559,12 @@ func (r *runEnv) hang(ctx context.Context) (*Hang, error) {
 	h.Transitions = pl.breakerLog(victim, start)
 	end := time.Now().Add(time.Hour)
 	h.Hanging = []Phase{
-		{Name: "baseline", Seconds: tHang.Sub(start).Seconds(), tally: count(hangRes, between(start, tHang))},
+		{Name: "baseline", Seconds: tPre.Sub(start).Seconds(), tally: count(hangRes, between(start, tPre))},
 		{Name: "hanging", Seconds: tHeal.Sub(tHang).Seconds(), tally: count(hangRes, between(tHang, tHeal))},
 		{Name: "healed", Seconds: r.o.after.Seconds(), tally: count(hangRes, between(tHeal, end))},
 	}
 	h.Other = []Phase{
-		{Name: "baseline", Seconds: tHang.Sub(start).Seconds(), tally: count(otherRes, between(start, tHang))},
+		{Name: "baseline", Seconds: tPre.Sub(start).Seconds(), tally: count(otherRes, between(start, tPre))},
 		{Name: "while the other function hangs", Seconds: tHeal.Sub(tHang).Seconds(), tally: count(otherRes, between(tHang, tHeal))},
 	}
 	if b := h.Other[0].P99ms; b > 0 {
