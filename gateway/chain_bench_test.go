@@ -64,16 +64,19 @@ func BenchmarkChainOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	full := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: g}, tel, log, nil)
+	// OwnMetrics as in cmd/gateway: the runtime adds lean server spans, not otelhttp's handler.
+	full := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: g, OwnMetrics: true}, tel, log, nil)
+	// otelhttp's server handler (spans and http.server metrics), what the gateway used before.
+	fullOtelhttp := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: g}, tel, log, nil)
 	// Two ablations say where the rest goes: the same gateway without its access log (logger
-	// at warn), and that one without the runtime's OTel server middleware either.
+	// at warn), and that one without the runtime's server spans either.
 	quiet := telemetry.NewLogger(devnull, "warn")
 	gq, err := gateway.New(gateway.Config{Namespace: "day-trade", RateLimit: gateway.Limit{Rate: 100000, Burst: 100000, Period: time.Second}},
 		defaultRoutes, gateway.Deps{Log: quiet, Transport: tr, Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk), Meter: tel.MeterProvider})
 	if err != nil {
 		b.Fatal(err)
 	}
-	noLog := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: gq}, tel, quiet, nil)
+	noLog := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: gq, OwnMetrics: true}, tel, quiet, nil)
 	noLogNoServerSpan := runtime.NewHandler(config.Runtime{MaxBodyBytes: 1 << 20}, runtime.Function{Handler: gq}, nil, quiet, nil)
 	key, _, err := keys.Create(ctx, auth.KeySpec{Owner: "bench", Tenant: "t1", Roles: []string{"viewer"}})
 	if err != nil {
@@ -103,8 +106,9 @@ func BenchmarkChainOverhead(b *testing.B) {
 	b.Run("bare", func(b *testing.B) { run(b, bare, nil) })
 	withKey := http.Header{"X-Api-Key": {key}}
 	b.Run("full", func(b *testing.B) { run(b, full, withKey) })
+	b.Run("full-with-otelhttp-server", func(b *testing.B) { run(b, fullOtelhttp, withKey) })
 	b.Run("full-without-access-log", func(b *testing.B) { run(b, noLog, withKey) })
-	b.Run("full-without-access-log-and-runtime-otelhttp", func(b *testing.B) { run(b, noLogNoServerSpan, withKey) })
+	b.Run("full-without-access-log-and-server-spans", func(b *testing.B) { run(b, noLogNoServerSpan, withKey) })
 }
 
 // canned is an upstream that answers at once with a small JSON body.

@@ -48,7 +48,7 @@ func fullChain(tb testing.TB, dial string, log *slog.Logger) (*httptest.Server, 
 		tb.Fatal(err)
 	}
 	rt := config.Runtime{MaxBodyBytes: 1 << 20}
-	srv := httptest.NewServer(runtime.NewHandler(rt, runtime.Function{Handler: g}, tel, log, nil))
+	srv := httptest.NewServer(runtime.NewHandler(rt, runtime.Function{Handler: g, OwnMetrics: true}, tel, log, nil))
 	tb.Cleanup(srv.Close)
 	key, _, err := keys.Create(context.Background(), auth.KeySpec{Owner: "bench", Tenant: "t1", Roles: []string{"viewer"}})
 	if err != nil {

@@ -18,11 +18,11 @@ import (
 	"github.com/day-trade/platform/shared/resilience"
 )
 
-// metrics are the gateway's own instruments (the runtime's otelhttp adds server request
-// metrics). Per-request counts are kept in atomics per route and read by observable counters
-// when metrics are collected, so counting costs an atomic add, not an SDK call with an
-// attribute lookup; only the latency histograms are recorded per request, with attribute
-// sets built once per route and upstream.
+// metrics are the gateway's own instruments (the runtime adds only server spans for it, see
+// runtime.Function.OwnMetrics). Per-request counts are kept in atomics per route and read by
+// observable counters when metrics are collected, so counting costs an atomic add, not an
+// SDK call with an attribute lookup; only the latency histograms are recorded per request,
+// with attribute sets built once per route and upstream.
 type metrics struct {
 	latency   metric.Float64Histogram
 	upstream  metric.Float64Histogram

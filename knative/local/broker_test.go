@@ -349,6 +349,10 @@ func TestBrokerRedeliversPendingAfterRestart(t *testing.T) {
 	b, stop := f.start(t)
 	publish(t, b, "survives", typeB, "/y")
 	eventuallyTrue(t, "a first failed attempt", func() bool { return len(f.subs.deliveries("sub-b")) >= 1 })
+	// The other triggers read the entry too and ack it as not theirs; wait for that, or a
+	// stop between their read and their ack leaves it pending with them as well (and they
+	// would rightly see it again after the restart).
+	eventuallyTrue(t, "only sub-b holds the entry", func() bool { return pending(t, f.rdb, b) == 1 })
 	stop() // the platform goes away mid-retry
 	if n := pending(t, f.rdb, b); n != 1 {
 		t.Fatalf("%d entries pending after the stop, want 1", n)

@@ -49,6 +49,10 @@ type Function struct {
 	// Lambda serves h as an AWS Lambda function; nil means this binary has no Lambda mode.
 	// It is used only when AWS_LAMBDA_RUNTIME_API is set.
 	Lambda func(ctx context.Context, h http.Handler) error
+	// OwnMetrics says the handler records its own request metrics (the gateway does, per
+	// route): the runtime then adds only server spans (telemetry.ServerSpans), not otelhttp's
+	// handler with its per-request http.server metrics.
+	OwnMetrics bool
 }
 
 // Deps are the process-wide dependencies the runtime builds for a function.
@@ -181,7 +185,10 @@ func NewHandler(rt config.Runtime, fn Function, tel *telemetry.Telemetry, log *s
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
 	app := recoverer(log, limitBody(rt.MaxBodyBytes, fn.Handler))
-	if tel != nil {
+	switch {
+	case tel != nil && fn.OwnMetrics:
+		app = telemetry.ServerSpans(app, tel.TracerProvider, tel.Propagator)
+	case tel != nil:
 		app = otelhttp.NewHandler(app, "http.server",
 			otelhttp.WithTracerProvider(tel.TracerProvider),
 			otelhttp.WithMeterProvider(tel.MeterProvider),

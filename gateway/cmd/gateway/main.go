@@ -205,9 +205,10 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		printDevKey(ctx, c, d, rdb, keys)
 	}
 	return runtime.Function{
-		Handler: g,
-		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
-		Stop:    func(context.Context) error { return rdb.Close() },
+		Handler:    g,
+		OwnMetrics: true, // per-route request and latency metrics in gateway/metrics.go
+		Checks:     map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
+		Stop:       func(context.Context) error { return rdb.Close() },
 	}, nil
 }
 
