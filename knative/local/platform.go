@@ -77,6 +77,10 @@ type Options struct {
 	// Schedules are played as Knative PingSources through the Broker (see ping.go); nil
 	// sends no ticks. cmd/platform passes functions.Schedules() unless -ping=false.
 	Schedules []functions.Schedule
+
+	// pickPort returns a free loopback port for a child; nil means checkPort(0). Tests
+	// replace it (export_test.go) to hand a start a port another process holds.
+	pickPort func() (int, error)
 }
 
 const (
@@ -248,6 +252,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(o.Output, nil))
+	}
+	if o.pickPort == nil {
+		o.pickPort = func() (int, error) { return checkPort(0) }
 	}
 	return o, nil
 }

@@ -2,7 +2,10 @@ package local
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -173,17 +176,48 @@ func (p *Platform) start(pr *proc, call *startCall, reason string) {
 	}
 }
 
-// launch starts pr's binary and waits until it answers GET /health/liveness with 200.
-// Liveness, not readiness: a function whose Redis is down is still up and must answer its
-// own 503, which only it can do.
+// Why a start on a port the platform picked is tried again on another one: the pick
+// (checkPort) closes its listener before the child binds, and another process can take the
+// port in between. The child then exits at start (address in use), or, worse, the other
+// process answers the liveness probe in its place.
+var (
+	errExitedEarly = errors.New("exited before it was live")
+	errPortTaken   = errors.New("another process answers on its port")
+)
+
+// launchAttempts bounds the starts of one cold start on freshly picked ports.
+const launchAttempts = 3
+
+// launch starts pr's binary and waits until it answers GET /health/liveness with 200. On a
+// port it picked, a child that exits before it is live or whose port another process
+// answers on is started again on another port; a fixed port (the gateway's) is not.
 func (p *Platform) launch(pr *proc) (*instance, error) {
-	port := pr.port
-	if port == 0 {
-		var err error
-		if port, err = checkPort(0); err != nil {
+	if pr.port != 0 {
+		return p.launchOn(pr, pr.port)
+	}
+	var err error
+	for attempt := 1; attempt <= launchAttempts; attempt++ {
+		var port int
+		if port, err = p.opts.pickPort(); err != nil {
 			return nil, err
 		}
+		var inst *instance
+		inst, err = p.launchOn(pr, port)
+		if !errors.Is(err, errExitedEarly) && !errors.Is(err, errPortTaken) {
+			return inst, err
+		}
+		if attempt < launchAttempts {
+			p.log.Warn("start failed, trying another port", "function", pr.fn.Name,
+				"port", port, "attempt", attempt, "err", err)
+		}
 	}
+	return nil, fmt.Errorf("%d starts on picked ports failed, the last: %w", launchAttempts, err)
+}
+
+// launchOn starts pr's binary on port and waits until it is live.
+// Liveness, not readiness: a function whose Redis is down is still up and must answer its
+// own 503, which only it can do.
+func (p *Platform) launchOn(pr *proc, port int) (*instance, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(pr.bin)
 	cmd.Env = p.childEnv(pr.fn, port)
@@ -228,7 +262,11 @@ func (p *Platform) waitLive(inst *instance) error {
 	defer timeout.Stop()
 	delay := 2 * time.Millisecond
 	for {
-		if probe(p.ctx, url) {
+		live, err := probe(p.ctx, url, inst.cmd.Process.Pid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", inst.addr, err)
+		}
+		if live {
 			return nil
 		}
 		if time.Since(inst.started) > 100*time.Millisecond {
@@ -236,7 +274,7 @@ func (p *Platform) waitLive(inst *instance) error {
 		}
 		select {
 		case <-inst.done:
-			return fmt.Errorf("exited before it was live: %v", inst.exitErr)
+			return fmt.Errorf("%w: %v", errExitedEarly, inst.exitErr)
 		case <-timeout.C:
 			return fmt.Errorf("not live after %s", p.opts.StartTimeout)
 		case <-p.ctx.Done():
@@ -246,17 +284,32 @@ func (p *Platform) waitLive(inst *instance) error {
 	}
 }
 
-func probe(ctx context.Context, url string) bool {
+// probe asks url for liveness on behalf of the child with pid. It reports live for a 200
+// from that process, and errPortTaken for a 200 from another one. A 200 that names no pid
+// (a child not built on shared/runtime, such as tests/chaos/faultfn) is taken as live: the
+// platform cannot tell whose it is.
+func probe(ctx context.Context, url string, pid int) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	resp, err := probeClient.Do(req)
 	if err != nil {
-		return false
+		return false, nil
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	var who struct {
+		PID     int    `json:"pid"`
+		Service string `json:"service"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if json.Unmarshal(body, &who) != nil || who.PID == 0 || who.PID == pid {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: pid %d (service %q), want pid %d", errPortTaken, who.PID, who.Service, pid)
 }
 
 // watch reaps inst and updates pr when it exits. An exit the platform did not ask for marks

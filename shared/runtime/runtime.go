@@ -8,6 +8,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,9 +178,7 @@ func Serve(ctx context.Context, rt config.Runtime, fn Function, tel *telemetry.T
 // recovery, body limits and OTel server spans. draining may be nil.
 func NewHandler(rt config.Runtime, fn Function, tel *telemetry.Telemetry, log *slog.Logger, draining *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /health/liveness", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = httpx.Encode(w, http.StatusOK, map[string]string{"status": "alive"})
-	}))
+	mux.Handle("GET /health/liveness", liveness(rt.ServiceName("")))
 	mux.Handle("GET /health/readiness", readiness(fn.Checks, draining))
 	if tel != nil {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
@@ -197,6 +196,22 @@ func NewHandler(rt config.Runtime, fn Function, tel *telemetry.Telemetry, log *s
 	}
 	mux.Handle("/", app)
 	return httpx.RequestID(mux)
+}
+
+// liveness answers 200 with this process's id and service name, so that a platform that
+// picked the port (knative/local) can tell its own child from another process that took the
+// port between the pick and the child's bind. The body is built once: probes are frequent.
+func liveness(service string) http.Handler {
+	body, _ := json.Marshal(struct {
+		Status  string `json:"status"`
+		PID     int    `json:"pid"`
+		Service string `json:"service,omitempty"`
+	}{"alive", os.Getpid(), service})
+	body = append(body, '\n')
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
 }
 
 func readiness(checks map[string]Checker, draining *atomic.Bool) http.Handler {

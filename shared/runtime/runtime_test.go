@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -61,6 +62,31 @@ func startFunction(t *testing.T, h http.Handler, checks map[string]runtime.Check
 	}
 	t.Cleanup(func() { _ = stop() })
 	return base, stop
+}
+
+// TestLivenessSaysWhichProcess: the liveness body names the process (its pid and K_SERVICE),
+// which knative/local checks to know that its own child answered on the port it picked.
+func TestLivenessSaysWhichProcess(t *testing.T) {
+	base, _ := startFunction(t, http.NotFoundHandler(), nil)
+	resp, err := http.Get(base + "/health/liveness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Status  string `json:"status"`
+		PID     int    `json:"pid"`
+		Service string `json:"service"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("liveness %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if got.Status != "alive" || got.PID != os.Getpid() || got.Service != "probe" {
+		t.Errorf("liveness says %+v, want alive, pid %d, service probe", got, os.Getpid())
+	}
 }
 
 func TestReadinessRunsCheckers(t *testing.T) {

@@ -37,7 +37,8 @@ func main() {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, `{"status":"alive"}`)
+		// As shared/runtime does: the platform accepts only its own child's pid.
+		fmt.Fprintf(w, `{"status":"alive","pid":%d,"service":%q}`+"\n", os.Getpid(), os.Getenv("K_SERVICE"))
 	})
 	mux.HandleFunc("GET /health/readiness", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `{"status":"ready"}`)
