@@ -13,12 +13,14 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/day-trade/platform/gateway"
 	"github.com/day-trade/platform/shared/idempotency"
 	"github.com/day-trade/platform/shared/trading"
 )
 
-// call sends one request straight to a function through the activator (by its Knative host
-// name), as the gateway would after authenticating the caller.
+// callFunction sends one request straight to a function through the activator (by its
+// Knative host name), as a caller inside the mesh would: without the gateway, so without an
+// identity token.
 func (e env) callFunction(t *testing.T, method, fn, path string, hdr map[string]string, body string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.p.ActivatorURL()+path, strings.NewReader(body))
@@ -38,9 +40,32 @@ func (e env) callFunction(t *testing.T, method, fn, path string, hdr map[string]
 	return resp.StatusCode, resp.Header, b
 }
 
+// callGateway sends one request through the gateway with the development key (tenant
+// gateway.DevKeyTenant), which mints the identity token the execution functions require.
+func (e env) callGateway(t *testing.T, method, path string, hdr map[string]string, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.p.GatewayURL()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
 // TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess runs the real execution-trade
-// binary: a burst of identical requests places one order, the process is then killed, and
-// the retry (served by a new process after a cold start) replays the same answer.
+// binary behind the real gateway: a burst of identical requests places one order, the
+// process is then killed, and the retry (served by a new process after a cold start)
+// replays the same answer. The functions verify the gateway's identity tokens, so a direct
+// call naming a tenant in X-Tenant is refused.
 func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 	e := startPlatform(t, time.Minute)
 	// A limit buy at the last close is valid at any hour: it fills in session, rests outside.
@@ -50,7 +75,7 @@ func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 	}
 	px := trading.RoundToTick(decimal.NewFromFloat(s.DataPoints[len(s.DataPoints)-1].Close), true, trading.RoundDown)
 	body := fmt.Sprintf(`{"symbol":"7203.T","side":"buy","type":"limit","quantity":100,"limit_price":%q}`, px)
-	hdr := map[string]string{idempotency.Header: "e2e-1", trading.TenantHeader: "e2e"}
+	hdr := map[string]string{idempotency.Header: "e2e-1"}
 
 	const n = 20
 	var (
@@ -63,7 +88,7 @@ func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, h, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+			code, h, b := e.callGateway(t, "POST", "/api/v1/execution/trade", hdr, body)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -96,7 +121,7 @@ func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "execution-trade gone", func() bool { return !e.p.Running("execution-trade") })
-	code, h, again := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+	code, h, again := e.callGateway(t, "POST", "/api/v1/execution/trade", hdr, body)
 	if code != 201 || h.Get(idempotency.ReplayedHeader) != "true" || !bytes.Equal(again, first) {
 		t.Fatalf("retry after the kill: %d %s\nfirst: %s", code, again, first)
 	}
@@ -109,16 +134,22 @@ func TestPaperTradeIsPlacedOnceAcrossABurstAndAKilledProcess(t *testing.T) {
 			ID string `json:"order_id"`
 		} `json:"orders"`
 	}
-	tenant := map[string]string{trading.TenantHeader: "e2e"}
-	if code, _, b := e.callFunction(t, "GET", "execution-orders", "/api/v1/execution/orders", tenant, ""); code != 200 || json.Unmarshal(b, &orders) != nil || len(orders.Orders) != 1 || orders.Orders[0].ID != order.ID {
+	if code, _, b := e.callGateway(t, "GET", "/api/v1/execution/orders", nil, ""); code != 200 || json.Unmarshal(b, &orders) != nil || len(orders.Orders) != 1 || orders.Orders[0].ID != order.ID {
 		t.Fatalf("orders: %d %s", code, b)
 	}
-	if code, _, b := e.callFunction(t, "GET", "execution-positions", "/api/v1/execution/positions", tenant, ""); code != 200 || !strings.Contains(string(b), `"tenant":"e2e"`) {
+	if code, _, b := e.callGateway(t, "GET", "/api/v1/execution/positions", nil, ""); code != 200 || !strings.Contains(string(b), `"tenant":"`+gateway.DevKeyTenant+`"`) {
 		t.Fatalf("positions: %d %s", code, b)
 	}
+	// Inside the mesh, X-Tenant without the gateway's token reaches no account.
+	victim := map[string]string{trading.TenantHeader: gateway.DevKeyTenant}
+	for fn, path := range map[string]string{"execution-orders": "/api/v1/execution/orders", "execution-positions": "/api/v1/execution/positions"} {
+		if code, _, b := e.callFunction(t, "GET", fn, path, victim, ""); code != 401 || strings.Contains(string(b), order.ID) {
+			t.Fatalf("%s with X-Tenant and no token: %d %s", fn, code, b)
+		}
+	}
 	// Bad input from the real binary: an odd lot is a 400 naming the rule.
-	bad := map[string]string{idempotency.Header: "e2e-bad", trading.TenantHeader: "e2e"}
-	if code, _, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", bad, `{"symbol":"7203.T","side":"buy","type":"market","quantity":150}`); code != 400 || !strings.Contains(string(b), `"rule":"lot_size"`) {
+	bad := map[string]string{idempotency.Header: "e2e-bad"}
+	if code, _, b := e.callGateway(t, "POST", "/api/v1/execution/trade", bad, `{"symbol":"7203.T","side":"buy","type":"market","quantity":150}`); code != 400 || !strings.Contains(string(b), `"rule":"lot_size"`) {
 		t.Fatalf("odd lot: %d %s", code, b)
 	}
 }
@@ -139,8 +170,8 @@ func TestTradingRestingOrderAndFillSweepOnThePlatform(t *testing.T) {
 	last := decimal.NewFromFloat(s.DataPoints[len(s.DataPoints)-1].Close)
 	px := trading.RoundToTick(last.Mul(decimal.RequireFromString("0.93")), true, trading.RoundUp)
 	body := fmt.Sprintf(`{"symbol":"6758.T","side":"buy","type":"limit","quantity":100,"limit_price":%q}`, px)
-	hdr := map[string]string{idempotency.Header: "e2e-rest", trading.TenantHeader: "e2e-rest"}
-	code, _, b := e.callFunction(t, "POST", "execution-trade", "/api/v1/execution/trade", hdr, body)
+	hdr := map[string]string{idempotency.Header: "e2e-rest"}
+	code, _, b := e.callGateway(t, "POST", "/api/v1/execution/trade", hdr, body)
 	var placed struct {
 		ID        string    `json:"order_id"`
 		Status    string    `json:"status"`
@@ -167,8 +198,7 @@ func TestTradingRestingOrderAndFillSweepOnThePlatform(t *testing.T) {
 			FilledQuantity int64  `json:"filled_quantity"`
 		} `json:"orders"`
 	}
-	tenant := map[string]string{trading.TenantHeader: "e2e-rest"}
-	if code, _, b := e.callFunction(t, "GET", "execution-orders", "/api/v1/execution/orders", tenant, ""); code != 200 || json.Unmarshal(b, &orders) != nil ||
+	if code, _, b := e.callGateway(t, "GET", "/api/v1/execution/orders", nil, ""); code != 200 || json.Unmarshal(b, &orders) != nil ||
 		len(orders.Orders) != 1 || orders.Orders[0].ID != placed.ID || orders.Orders[0].Status != "open" || orders.Orders[0].FilledQuantity != 0 {
 		t.Fatalf("after the ticks: %d %s", code, b)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/day-trade/platform/shared/ledger"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/trading"
 )
 
 type cfg struct {
@@ -27,7 +28,9 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	return runtime.Function{
-		Handler: newServer(d.Log, ledger.New(rdb, store.NewKeys("exec")), time.Now),
+		// The tenant comes from the gateway's verified token (header X-Tenant only when the
+		// function runs without INTERNAL_TOKEN_PUBLIC_KEY, alone or in tests).
+		Handler: newServer(d.Log, ledger.New(rdb, store.NewKeys("exec")), trading.NewTenants(c.InternalTokenPublicKey != ""), time.Now),
 		Checks:  map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
 		Stop:    func(context.Context) error { return rdb.Close() },
 	}, nil

@@ -14,11 +14,11 @@ import (
 )
 
 // newServer is the function's whole HTTP surface.
-func newServer(log *slog.Logger, l *ledger.Ledger, now func() time.Time) http.Handler {
+func newServer(log *slog.Logger, l *ledger.Ledger, tenants trading.Tenants, now func() time.Time) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-	r.Method(http.MethodGet, "/api/v1/execution/orders", handleOrders(log, l, now))
+	r.Method(http.MethodGet, "/api/v1/execution/orders", handleOrders(log, l, tenants, now))
 	return r
 }
 
@@ -41,9 +41,9 @@ const (
 	maxLimit     = 1000
 )
 
-func handleOrders(log *slog.Logger, l *ledger.Ledger, now func() time.Time) http.Handler {
+func handleOrders(log *slog.Logger, l *ledger.Ledger, tenants trading.Tenants, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := trading.TenantFromRequest(r)
+		tenant, err := tenants.FromRequest(r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return

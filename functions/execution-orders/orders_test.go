@@ -39,7 +39,7 @@ func TestOrdersNewestFirstByStatusAndTenant(t *testing.T) {
 		}
 	}
 	now := at.Add(2 * time.Hour) // the open orders have expired
-	h := newServer(slog.New(slog.NewTextHandler(io.Discard, nil)), l, func() time.Time { return now })
+	h := newServer(slog.New(slog.NewTextHandler(io.Discard, nil)), l, trading.NewTenants(false), func() time.Time { return now })
 	get := func(target, tenant string) (int, ordersResponse) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", target, nil)

@@ -13,11 +13,11 @@ import (
 )
 
 // newServer is the function's whole HTTP surface.
-func newServer(log *slog.Logger, l *ledger.Ledger) http.Handler {
+func newServer(log *slog.Logger, l *ledger.Ledger, tenants trading.Tenants) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-	r.Method(http.MethodGet, "/api/v1/execution/positions", handlePositions(log, l))
+	r.Method(http.MethodGet, "/api/v1/execution/positions", handlePositions(log, l, tenants))
 	return r
 }
 
@@ -26,9 +26,9 @@ type positionsResponse struct {
 	ledger.Summary
 }
 
-func handlePositions(log *slog.Logger, l *ledger.Ledger) http.Handler {
+func handlePositions(log *slog.Logger, l *ledger.Ledger, tenants trading.Tenants) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := trading.TenantFromRequest(r)
+		tenant, err := tenants.FromRequest(r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return

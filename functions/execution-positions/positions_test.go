@@ -44,7 +44,7 @@ func TestPositionsFromTheLedger(t *testing.T) {
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/api/v1/execution/positions", nil)
 	r.Header.Set(trading.TenantHeader, "acme")
-	newServer(slog.New(slog.NewTextHandler(io.Discard, nil)), l).ServeHTTP(w, r)
+	newServer(slog.New(slog.NewTextHandler(io.Discard, nil)), l, trading.NewTenants(false)).ServeHTTP(w, r)
 	var resp struct {
 		Tenant      string          `json:"tenant"`
 		Cash        decimal.Decimal `json:"cash"`

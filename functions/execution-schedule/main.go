@@ -13,6 +13,7 @@ import (
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/schedule"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/trading"
 	"github.com/day-trade/platform/shared/workflow"
 	"github.com/day-trade/platform/shared/workflow/builtin"
 )
@@ -40,7 +41,9 @@ func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) 
 	}
 	keys := store.NewKeys("exec")
 	js := jobs.NewStore(rdb, jobs.Options{})
-	srv := newServer(d.Log, schedule.NewStore(rdb, keys, c.MaxSchedules, nil),
+	// The tenant comes from the gateway's (or execution-scheduler's) verified token; header
+	// X-Tenant only when the function runs without INTERNAL_TOKEN_PUBLIC_KEY (alone, tests).
+	srv := newServer(d.Log, trading.NewTenants(c.InternalTokenPublicKey != ""), schedule.NewStore(rdb, keys, c.MaxSchedules, nil),
 		workflow.NewRunner(rdb, keys, js, workflow.Options{Log: d.Log}), js,
 		builtin.Workflows(nil)) // definitions only: this function never executes a run
 	return runtime.Function{

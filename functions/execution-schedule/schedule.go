@@ -20,13 +20,13 @@ import (
 const maxBody = 16 << 10
 
 // newServer is the function's whole HTTP surface.
-func newServer(log *slog.Logger, st *schedule.Store, runner *workflow.Runner, js *jobs.Store, wfs map[string]workflow.Workflow) http.Handler {
+func newServer(log *slog.Logger, tenants trading.Tenants, st *schedule.Store, runner *workflow.Runner, js *jobs.Store, wfs map[string]workflow.Workflow) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-	r.Method(http.MethodPost, "/api/v1/execution/schedule", handleCreate(log, st, runner, wfs))
-	r.Method(http.MethodGet, "/api/v1/execution/schedule", handleList(log, st))
-	r.Method(http.MethodDelete, "/api/v1/execution/schedule/{id}", handleCancel(log, st, js))
+	r.Method(http.MethodPost, "/api/v1/execution/schedule", handleCreate(log, tenants, st, runner, wfs))
+	r.Method(http.MethodGet, "/api/v1/execution/schedule", handleList(log, tenants, st))
+	r.Method(http.MethodDelete, "/api/v1/execution/schedule/{id}", handleCancel(log, tenants, st, js))
 	return r
 }
 
@@ -70,9 +70,9 @@ type createResponse struct {
 	Schedule   view      `json:"schedule"`
 }
 
-func handleCreate(log *slog.Logger, st *schedule.Store, runner *workflow.Runner, wfs map[string]workflow.Workflow) http.Handler {
+func handleCreate(log *slog.Logger, tenants trading.Tenants, st *schedule.Store, runner *workflow.Runner, wfs map[string]workflow.Workflow) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := trading.TenantFromRequest(r)
+		tenant, err := tenants.FromRequest(r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
@@ -119,9 +119,9 @@ func handleCreate(log *slog.Logger, st *schedule.Store, runner *workflow.Runner,
 	})
 }
 
-func handleList(log *slog.Logger, st *schedule.Store) http.Handler {
+func handleList(log *slog.Logger, tenants trading.Tenants, st *schedule.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := trading.TenantFromRequest(r)
+		tenant, err := tenants.FromRequest(r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return
@@ -141,9 +141,9 @@ func handleList(log *slog.Logger, st *schedule.Store) http.Handler {
 	})
 }
 
-func handleCancel(log *slog.Logger, st *schedule.Store, js *jobs.Store) http.Handler {
+func handleCancel(log *slog.Logger, tenants trading.Tenants, st *schedule.Store, js *jobs.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := trading.TenantFromRequest(r)
+		tenant, err := tenants.FromRequest(r)
 		if err != nil {
 			httpx.WriteError(w, r, log, err)
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/schedule"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/trading"
 	"github.com/day-trade/platform/shared/workflow"
 	"github.com/day-trade/platform/shared/workflow/builtin"
 )
@@ -33,7 +34,7 @@ func newFixture(t *testing.T) fixture {
 	t.Cleanup(func() { _ = rdb.Close() })
 	keys := store.NewKeys("exec")
 	js := jobs.NewStore(rdb, jobs.Options{})
-	h := newServer(slog.New(slog.DiscardHandler), schedule.NewStore(rdb, keys, 5, nil),
+	h := newServer(slog.New(slog.DiscardHandler), trading.NewTenants(true), schedule.NewStore(rdb, keys, 5, nil),
 		workflow.NewRunner(rdb, keys, js, workflow.Options{}), js, builtin.Workflows(nil))
 	// As shared/runtime does with the gateway's token: the principal is in the context.
 	withPrincipal := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +70,30 @@ func (f fixture) do(t *testing.T, method, path, tenant, body string) (int, map[s
 		t.Errorf("error answered as %s", resp.Header.Get("Content-Type"))
 	}
 	return resp.StatusCode, m
+}
+
+// TestTenantHeaderWithoutTokenIsRefused: in token mode X-Tenant names no one; a request
+// without a verified principal is a 401 whatever it claims.
+func TestTenantHeaderWithoutTokenIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if code, _ := f.do(t, "POST", "/api/v1/execution/schedule", "acme", `{"workflow":"daily-predict","schedule":"0 16 * * 1-5"}`); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	for _, method := range []string{"GET", "POST"} {
+		req, _ := http.NewRequest(method, f.srv.URL+"/api/v1/execution/schedule", strings.NewReader(`{"workflow":"daily-predict","schedule":"0 16 * * 1-5"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(trading.TenantHeader, "acme")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") || strings.Contains(string(b), "sch_") {
+			t.Errorf("%s with X-Tenant only: %d %s %s", method, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
 }
 
 func TestCreateListCancel(t *testing.T) {

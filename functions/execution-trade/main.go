@@ -118,6 +118,10 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		},
 		now:   time.Now,
 		relay: ledger.Relay{Ledger: led, Pub: pub, Log: d.Log},
+
+		// The tenant comes from the gateway's verified token (header X-Tenant only when the
+		// function runs without INTERNAL_TOKEN_PUBLIC_KEY, alone or in tests).
+		tenants: trading.NewTenants(c.InternalTokenPublicKey != ""),
 	}
 	return runtime.Function{
 		Handler: newServer(dp),

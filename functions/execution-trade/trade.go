@@ -34,6 +34,7 @@ type Settings struct {
 // deps is everything the handler needs; fields after now are optional.
 type deps struct {
 	log      *slog.Logger
+	tenants  trading.Tenants // the zero value trusts verified tokens alone
 	ledger   *ledger.Ledger
 	idem     *idempotency.Store
 	quotes   Quoter
@@ -52,7 +53,7 @@ func newServer(d deps) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-	r.With(d.idem.Middleware(d.log, trading.TenantFromRequest, d.settings.MaxBody)).
+	r.With(d.idem.Middleware(d.log, d.tenants.FromRequest, d.settings.MaxBody)).
 		Method(http.MethodPost, "/api/v1/execution/trade", handleTrade(d))
 	return r
 }

@@ -108,6 +108,7 @@ func buildDeps(t testing.TB, redisURL string, o options) deps {
 		},
 		now:         now,
 		afterAppend: o.hook,
+		tenants:     trading.NewTenants(false), // X-Tenant: no runtime verifies tokens here
 	}
 }
 
