@@ -190,7 +190,12 @@ func (s server) handlePredict() http.Handler {
 		resp := predictResponse{Symbol: p.symbol}
 		x := p.features
 		var bars []market.Bar
-		if x == nil {
+		if x != nil {
+			if err := s.known(r.Context(), p.symbol); err != nil {
+				httpx.WriteError(w, r, s.log, err)
+				return
+			}
+		} else {
 			if x, bars, resp.CacheHit, err = s.fromBars(r.Context(), p.symbol); err != nil {
 				httpx.WriteError(w, r, s.log, err)
 				return
@@ -232,6 +237,25 @@ func (s server) call(p float64) string {
 		return inference.ClassUp
 	}
 	return inference.ClassDown
+}
+
+// known answers 404 for a symbol the market data provider does not have, as the bars path
+// does: the caller's features need no bars, but the answer names the symbol, and a call
+// about a symbol nobody lists is a mistake to report, not to predict. It asks the same
+// read-through cache (so a symbol predicted before costs one Redis read) and so the same
+// provider; with the synthetic provider every well-formed code is known, as it is on the
+// bars path. Any other failure to find out (provider down, timeout) is logged and the
+// prediction goes ahead: it does not need the bars, and an outage must not fail it.
+func (s server) known(ctx context.Context, symbol string) error {
+	_, _, err := s.bars.Bars(ctx, market.Query{Symbol: symbol, Period: s.history, Interval: "1d"})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, market.ErrUnknownSymbol):
+		return providerError(err)
+	}
+	s.log.WarnContext(ctx, "cannot check that the symbol is known; predicting from the caller's features", "symbol", symbol, "err", err)
+	return nil
 }
 
 // fromBars reads the symbol's recent daily bars and returns the features of the last one.

@@ -234,10 +234,12 @@ func TestBadInput(t *testing.T) {
 		"no symbol":       {`{"features":` + zeros + `}`, 400, []string{"symbol"}},
 		"bad symbol":      {`{"symbol":"72 03"}`, 400, []string{"symbol"}},
 		"unknown symbol":  {`{"symbol":"9999.T"}`, 404, []string{"symbol"}},
-		"unknown version": {`{"symbol":"7203.T","model_version":"v404"}`, 404, []string{"model_version"}},
-		"long version":    {`{"symbol":"7203.T","model_version":"` + strings.Repeat("v", 99) + `"}`, 400, []string{"model_version"}},
-		"unknown field":   {`{"symbol":"7203.T","horizon":3}`, 400, []string{"horizon"}},
-		"not JSON":        {`symbol=7203.T`, 400, nil},
+		// The caller's features do not make an unknown symbol known.
+		"unknown symbol with features": {`{"symbol":"9999.T","features":` + zeros + `}`, 404, []string{"symbol"}},
+		"unknown version":              {`{"symbol":"7203.T","model_version":"v404"}`, 404, []string{"model_version"}},
+		"long version":                 {`{"symbol":"7203.T","model_version":"` + strings.Repeat("v", 99) + `"}`, 400, []string{"model_version"}},
+		"unknown field":                {`{"symbol":"7203.T","horizon":3}`, 400, []string{"horizon"}},
+		"not JSON":                     {`symbol=7203.T`, 400, nil},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -257,6 +259,37 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With the caller's features, the symbol must still be one the provider has (404 as on
+// the bars path), but a provider that cannot say does not fail a prediction that needs no
+// bars.
+func TestFeaturesNeedAKnownSymbol(t *testing.T) {
+	var down atomic.Bool
+	csv, _ := market.New(market.ProviderCSV, market.Options{CSVDir: testdata})
+	provider := market.ProviderFunc(func(ctx context.Context, q market.Query) ([]market.Bar, error) {
+		if down.Load() {
+			return nil, market.ErrUnavailable
+		}
+		return csv.Bars(ctx, q)
+	})
+	h := start(t, options{provider: provider})
+	zeros := "[" + strings.TrimSuffix(strings.Repeat("0,", len(features.Names())), ",") + "]"
+	pr := h.predict(t, `{"symbol":"6758.T","features":`+zeros+`}`)
+	if pr.Symbol != "6758.T" || pr.AsOf != nil || pr.ModelVersion != h.version {
+		t.Fatalf("known symbol with features: %+v", pr)
+	}
+	if resp, b := h.post(t, `{"symbol":"9999.T","features":`+zeros+`}`); resp.StatusCode != 404 {
+		t.Fatalf("unknown symbol with features: %d %s", resp.StatusCode, b)
+	}
+	down.Store(true)
+	if pr := h.predict(t, `{"symbol":"8306.T","features":`+zeros+`}`); pr.Symbol != "8306.T" {
+		t.Fatalf("provider down: %+v", pr)
+	}
+	// Nothing was recorded: features from the caller describe no bar to score.
+	if f, err := h.tracker.Version(context.Background(), h.version); err != nil || f.Recorded != 0 {
+		t.Fatalf("tracker %+v %v", f, err)
 	}
 }
 
