@@ -20,6 +20,7 @@ import (
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/symbols"
 	"github.com/day-trade/platform/shared/trading"
 )
 
@@ -93,7 +94,7 @@ func (f *fixture) sweeper(t *testing.T, pub ledger.Publisher, tape func() []mark
 		}),
 		costs:    trading.Costs{SlippageBps: decimal.NewFromInt(5), FeeBps: decimal.NewFromInt(10)},
 		limits:   limits,
-		universe: trading.StarterTOPIX500,
+		universe: symbols.Starter(),
 		grace:    30 * time.Second,
 		now:      func() time.Time { return *f.now.Load() },
 	}

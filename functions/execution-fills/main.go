@@ -28,6 +28,9 @@ type cfg struct {
 	config.Runtime
 	config.Redis
 	config.Market
+	// UniverseConfig must match execution-trade's: its TOPIX 500 flags pick the tick table a
+	// resting order fills on.
+	symbols.UniverseConfig
 	// Config must match execution-trade's: the same costs and limits decide every fill.
 	trading.Config
 	Sink      string `envconfig:"K_SINK"`
@@ -40,7 +43,7 @@ type cfg struct {
 }
 
 func (c cfg) Validate() error {
-	err := config.ValidateAll(c.Runtime, c.Redis, c.Market, c.Config)
+	err := config.ValidateAll(c.Runtime, c.Redis, c.Market, c.UniverseConfig, c.Config)
 	if t := c.sink(); t != "" {
 		if u, perr := url.Parse(t); perr != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			err = errors.Join(err, errors.New("K_SINK/BROKER_URL must be an http(s) URL"))
@@ -61,17 +64,18 @@ func (c cfg) sink() string {
 
 func main() { runtime.Main[cfg]("execution-fills", build) }
 
-func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
 	rdb, err := store.Open(c.Redis.URL)
 	if err != nil {
 		return runtime.Function{}, err
 	}
+	hc := &http.Client{Timeout: c.ProviderTimeout}
 	provider, err := market.New(c.Provider, market.Options{
 		CSVDir:         c.CSVDir,
 		JQuantsAPIKey:  c.JQuantsAPIKey,
 		YahooBaseURL:   c.YahooBaseURL,
 		JQuantsBaseURL: c.JQuantsBaseURL,
-		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
+		HTTPClient:     hc,
 	})
 	if err != nil {
 		return runtime.Function{}, err
@@ -91,7 +95,8 @@ func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) 
 	} else {
 		d.Log.Info("no K_SINK or BROKER_URL: fills stay in the ledger's outbox")
 	}
-	universe := symbols.Starter()
+	universe := symbols.LoadUniverse(ctx, symbols.Config{Universe: c.Universe},
+		&symbols.JQuants{BaseURL: c.JQuantsBaseURL, APIKey: c.JQuantsAPIKey, Client: hc}, d.Log)
 	led := ledger.New(rdb, keys)
 	s := &sweeper{
 		log:      d.Log,
@@ -100,7 +105,7 @@ func build(_ context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) 
 		bars:     cachedBars{cache: marketcache.New(rdb, keys, provider, c.Provider)},
 		costs:    c.Costs(),
 		limits:   c.Limits(),
-		universe: trading.UniverseFunc(func(s string) bool { sym, ok := universe.Lookup(s); return ok && sym.TOPIX500 }),
+		universe: universe,
 		grace:    c.OutboxGrace,
 		now:      time.Now,
 	}

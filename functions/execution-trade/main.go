@@ -30,6 +30,9 @@ type cfg struct {
 	config.Runtime
 	config.Redis
 	config.Market
+	// UniverseConfig chooses the symbol universe orders are checked against: only its symbols
+	// trade, and its TOPIX 500 flags pick the tick table.
+	symbols.UniverseConfig
 	Paper
 	Sink      string `envconfig:"K_SINK"`
 	BrokerURL string `envconfig:"BROKER_URL"`
@@ -58,7 +61,7 @@ func (p Paper) Validate() error {
 }
 
 func (c cfg) Validate() error {
-	err := config.ValidateAll(c.Runtime, c.Redis, c.Market, c.Paper)
+	err := config.ValidateAll(c.Runtime, c.Redis, c.Market, c.UniverseConfig, c.Paper)
 	if t := c.sink(); t != "" {
 		if u, perr := url.Parse(t); perr != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			err = errors.Join(err, errors.New("K_SINK/BROKER_URL must be an http(s) URL"))
@@ -81,12 +84,13 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	if err != nil {
 		return runtime.Function{}, err
 	}
+	hc := &http.Client{Timeout: c.ProviderTimeout}
 	provider, err := market.New(c.Provider, market.Options{
 		CSVDir:         c.CSVDir,
 		JQuantsAPIKey:  c.JQuantsAPIKey,
 		YahooBaseURL:   c.YahooBaseURL,
 		JQuantsBaseURL: c.JQuantsBaseURL,
-		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
+		HTTPClient:     hc,
 	})
 	if err != nil {
 		return runtime.Function{}, err
@@ -103,7 +107,8 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		d.Log.Info("no K_SINK or BROKER_URL: order.filled events stay in the ledger's outbox")
 	}
 	led := ledger.New(rdb, keys)
-	universe := symbols.Starter()
+	universe := symbols.LoadUniverse(ctx, symbols.Config{Universe: c.Universe},
+		&symbols.JQuants{BaseURL: c.JQuantsBaseURL, APIKey: c.JQuantsAPIKey, Client: hc}, d.Log)
 	dp := deps{
 		log:    d.Log,
 		ledger: led,
@@ -113,7 +118,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 			InitialCash: c.InitialCash,
 			Limits:      c.Limits(),
 			Costs:       c.Costs(),
-			Universe:    trading.UniverseFunc(func(s string) bool { sym, ok := universe.Lookup(s); return ok && sym.TOPIX500 }),
+			Universe:    universe,
 			MaxBody:     c.MaxBodyBytes,
 		},
 		now:   time.Now,

@@ -22,7 +22,7 @@ func limitOrder(sym, side string, qty int, px decimal.Decimal) string {
 func TestBadInputNamesTheRule(t *testing.T) {
 	o := defaults()
 	o.provider = market.ProviderFunc(func(ctx context.Context, q market.Query) ([]market.Bar, error) {
-		if q.Symbol == "9999.T" {
+		if q.Symbol == "2702.T" { // listed, but this provider has no data for it
 			return nil, market.ErrUnknownSymbol
 		}
 		return market.NewSynthetic(market.Options{Now: func() time.Time { return inSession }}).Bars(ctx, q)
@@ -44,7 +44,8 @@ func TestBadInputNamesTheRule(t *testing.T) {
 		"zero quantity":      {`{"symbol":"6501.T","side":"buy","type":"market","quantity":0}`, 400, "quantity"},
 		"negative quantity":  {`{"symbol":"6501.T","side":"buy","type":"market","quantity":-100}`, 400, "quantity"},
 		"huge quantity":      {`{"symbol":"6501.T","side":"buy","type":"market","quantity":9223372036854775800}`, 400, "quantity"},
-		"overflow quantity":  {`{"symbol":"6501.T","side":"buy","type":"market","quantity":1e30}`, 400, ""},
+		"overflow quantity":  {`{"symbol":"6501.T","side":"buy","type":"market","quantity":1e30}`, 400, "quantity"},
+		"fraction quantity":  {`{"symbol":"6501.T","side":"buy","type":"market","quantity":100.5}`, 400, "quantity"},
 		"off the tick grid":  {limitOrder("6501.T", "buy", 100, onGrid.Add(decimal.RequireFromString("0.3"))), 400, "tick_size"},
 		"negative price":     {`{"symbol":"6501.T","side":"buy","type":"limit","quantity":100,"limit_price":"-5"}`, 400, "price"},
 		"huge price":         {`{"symbol":"6501.T","side":"buy","type":"limit","quantity":100,"limit_price":"1e15"}`, 400, "price"},
@@ -56,6 +57,7 @@ func TestBadInputNamesTheRule(t *testing.T) {
 		"not a TSE code":     {`{"symbol":"AAPL","side":"buy","type":"market","quantity":100}`, 400, "symbol"},
 		"index":              {`{"symbol":"^N225","side":"buy","type":"market","quantity":100}`, 400, "symbol"},
 		"unknown symbol":     {`{"symbol":"9999.T","side":"buy","type":"market","quantity":100}`, 422, "unknown_symbol"},
+		"unknown to data":    {`{"symbol":"2702.T","side":"buy","type":"market","quantity":100}`, 422, "unknown_symbol"},
 		"bad side":           {`{"symbol":"6501.T","side":"hold","type":"market","quantity":100}`, 400, "side"},
 		"bad type":           {`{"symbol":"6501.T","side":"buy","type":"stop","quantity":100}`, 400, "order_type"},
 		"unknown field":      {`{"symbol":"6501.T","side":"buy","type":"market","quantity":100,"leverage":5}`, 400, ""},
@@ -79,6 +81,39 @@ func TestBadInputNamesTheRule(t *testing.T) {
 	}
 	if n, _ := f.ledger.Fills(context.Background(), "acme", ""); n != 0 {
 		t.Fatalf("%d fills from bad input", n)
+	}
+}
+
+// TestOnlyListedSymbolsTrade: the synthetic provider has bars for any well-formed code, so
+// the symbol universe alone keeps unlisted codes out, before any quote or ledger write.
+func TestOnlyListedSymbolsTrade(t *testing.T) {
+	f := newFixture(t, defaults())
+	ctx := context.Background()
+	for i, body := range []string{
+		marketBuy("9999.T", 100),
+		marketBuy("1111.T", 100),
+		`{"symbol":"1111.t","side":"sell","type":"market","quantity":100}`,
+		limitOrder("9999.T", "buy", 100, decimal.RequireFromString("2500.5")), // no tick table: unlisted first
+	} {
+		a := post(t, f.srv.URL, "acme", fmt.Sprintf("u-%d", i), body)
+		p := a.problem(t)
+		if a.status != 422 || p["rule"] != "unknown_symbol" || !strings.Contains(fmt.Sprint(p["detail"]), "symbol universe") {
+			t.Fatalf("%s: %d %s", body, a.status, a.body)
+		}
+	}
+	if n := f.quotes.Load(); n != 0 {
+		t.Fatalf("%d quotes for unlisted symbols", n)
+	}
+	if p, err := f.ledger.Project(ctx, "acme"); err != nil || p.Events != 0 || len(p.Orders) != 0 {
+		t.Fatalf("ledger after unlisted orders: %+v %v", p, err)
+	}
+	// A listed issue outside the TOPIX 500 trades, on the coarser tick table.
+	a := post(t, f.srv.URL, "acme", "listed", marketBuy("2702.T", 100))
+	if a.status != 201 || a.order(t).Status != ledger.StatusFilled {
+		t.Fatalf("listed symbol: %d %s", a.status, a.body)
+	}
+	if px := a.order(t).AveragePrice; px == nil || !trading.OnTick(*px, false) {
+		t.Fatalf("fill price %s is not on the other-issues grid", px)
 	}
 }
 

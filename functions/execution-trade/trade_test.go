@@ -31,6 +31,7 @@ import (
 	"github.com/day-trade/platform/shared/marketcache"
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/symbols"
 	"github.com/day-trade/platform/shared/trading"
 )
 
@@ -104,7 +105,7 @@ func buildDeps(t testing.TB, redisURL string, o options) deps {
 			InitialCash: decimal.NewFromInt(10_000_000),
 			Limits:      o.limits,
 			Costs:       trading.Costs{SlippageBps: decimal.NewFromInt(5), FeeBps: decimal.NewFromInt(10)},
-			Universe:    trading.StarterTOPIX500,
+			Universe:    symbols.Starter(),
 		},
 		now:         now,
 		afterAppend: o.hook,

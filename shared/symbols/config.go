@@ -16,10 +16,25 @@ type Config struct {
 	MetricsTTL  time.Duration `envconfig:"SYMBOLS_METRICS_TTL" default:"1m"`
 }
 
-// Validate checks the settings.
-func (c Config) Validate() error {
+// UniverseConfig is the universe choice alone, for functions that check orders against the
+// universe without measuring symbols (execution-trade, execution-fills). They must be given
+// the same SYMBOLS_UNIVERSE as the symbol functions, which choose what gets traded.
+type UniverseConfig struct {
+	Universe string `envconfig:"SYMBOLS_UNIVERSE" default:"starter"`
+}
+
+// Validate checks the choice.
+func (c UniverseConfig) Validate() error {
 	if c.Universe != "starter" && c.Universe != "jquants" {
 		return fmt.Errorf("SYMBOLS_UNIVERSE %q: want starter or jquants", c.Universe)
+	}
+	return nil
+}
+
+// Validate checks the settings.
+func (c Config) Validate() error {
+	if err := (UniverseConfig{Universe: c.Universe}).Validate(); err != nil {
+		return err
 	}
 	if c.Concurrency < 1 || c.Concurrency > 256 {
 		return fmt.Errorf("SYMBOLS_CONCURRENCY %d: want 1..256", c.Concurrency)

@@ -179,6 +179,20 @@ func (u *Universe) Lookup(s string) (Symbol, bool) {
 	return u.list[i], true
 }
 
+// Listed reports whether s (ticker or code, any case) is in the universe: the execution
+// functions trade only listed symbols.
+func (u *Universe) Listed(s string) bool {
+	_, ok := u.Lookup(s)
+	return ok
+}
+
+// TOPIX500 reports whether s is listed and a TOPIX 500 constituent, which decides the tick
+// table its orders are priced on.
+func (u *Universe) TOPIX500(s string) bool {
+	sym, ok := u.Lookup(s)
+	return ok && sym.TOPIX500
+}
+
 // Sectors returns the distinct 33-sector names in the universe, sorted.
 func (u *Universe) Sectors() []string {
 	var out []string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -59,6 +60,9 @@ func DecodeOrder(body []byte, u Universe) (OrderRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if r := quantityTypeError(err); r != nil {
+			return req, r.HTTPError(nil)
+		}
 		return req, httpx.Invalid("request body is not a valid order: " + jsonReason(err))
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
@@ -68,6 +72,17 @@ func DecodeOrder(body []byte, u Universe) (OrderRequest, error) {
 		return req, err
 	}
 	return req, nil
+}
+
+// quantityTypeError names the quantity rule for a quantity that is a JSON number but not an
+// int64 (1e30, 1.5): the client sent a quantity, just not one within the bounds in whole
+// shares. A quantity of another JSON type stays a plain malformed-body error.
+func quantityTypeError(err error) *Rejection {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field == "quantity" && strings.HasPrefix(typ.Value, "number") {
+		return reject(RuleQuantity, "quantity must be a whole number of shares between %d and %d", LotSize, MaxQuantity)
+	}
+	return nil
 }
 
 // jsonReason is a caller-safe description of a decoding error.
@@ -93,7 +108,9 @@ func jsonReason(err error) string {
 }
 
 // Validate checks the order's shape, normalises the symbol, and reports the first rule it
-// breaks as a 400 error. u decides the tick table of a limit price.
+// breaks: a shape rule as a 400 error, a well-formed symbol that is not in u as a 422
+// unknown_symbol. u also decides the tick table of a limit price, so the listing is checked
+// before the tick grid (an unlisted symbol has no tick table) and after every other shape rule.
 func (o *OrderRequest) Validate(u Universe) error {
 	if r := o.check(u); r != nil {
 		return r.HTTPError(nil)
@@ -141,6 +158,12 @@ func (o *OrderRequest) check(u Universe) *Rejection {
 		if !p.IsPositive() || p.GreaterThan(MaxPrice) {
 			return reject(RulePrice, "limit_price must be positive and at most %s", MaxPrice)
 		}
+	}
+	if !u.Listed(o.Symbol) {
+		return reject(RuleUnknownSymbol, "%s is not in the symbol universe", o.Symbol)
+	}
+	if o.Type == Limit {
+		p := *o.LimitPrice
 		if !OnTick(p, u.TOPIX500(o.Symbol)) {
 			return reject(RuleTickSize, "limit_price %s is off the tick grid (tick %s at that price)", p, TickSize(p, u.TOPIX500(o.Symbol)))
 		}

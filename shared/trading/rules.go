@@ -14,7 +14,7 @@ const (
 	RuleSymbol    Rule = "symbol"     // not a TSE stock code such as 7203.T
 	RuleSide      Rule = "side"       // not buy or sell
 	RuleOrderType Rule = "order_type" // not market or limit
-	RuleQuantity  Rule = "quantity"   // not positive, or above MaxQuantity
+	RuleQuantity  Rule = "quantity"   // not positive, above MaxQuantity, or not an int64 (1e30, 1.5)
 	RuleLotSize   Rule = "lot_size"   // not a whole number of 100-share lots
 	RulePrice     Rule = "price"      // missing/negative/huge limit price, or a price on a market order
 	RuleTickSize  Rule = "tick_size"  // limit price off the TSE tick grid
@@ -22,7 +22,7 @@ const (
 
 // Market rules: the order is well formed but the market refuses it now (422).
 const (
-	RuleUnknownSymbol   Rule = "unknown_symbol"    // the data provider does not know the symbol
+	RuleUnknownSymbol   Rule = "unknown_symbol"    // not in the symbol universe, or the data provider does not know it
 	RuleMarketHours     Rule = "market_hours"      // a market order outside the TSE sessions
 	RuleDailyPriceLimit Rule = "daily_price_limit" // limit price beyond today's price band
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/day-trade/platform/shared/httpx"
+	"github.com/day-trade/platform/shared/symbols"
 )
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
@@ -104,6 +105,11 @@ func TestSimulate(t *testing.T) {
 	}
 }
 
+// universe is the starter list, which every execution function serves by default.
+var universe = symbols.Starter()
+
+var _ Universe = (*symbols.Universe)(nil)
+
 func TestDecodeOrderRules(t *testing.T) {
 	tests := map[string]struct {
 		body string
@@ -112,13 +118,17 @@ func TestDecodeOrderRules(t *testing.T) {
 		"ok market":    {`{"symbol":"7203.t","side":"buy","type":"market","quantity":100}`, ""},
 		"ok limit num": {`{"symbol":"7203.T","side":"sell","type":"limit","quantity":200,"limit_price":2500.5}`, ""},
 		"lot":          {`{"symbol":"7203.T","side":"buy","type":"market","quantity":101}`, RuleLotSize},
-		"tick other":   {`{"symbol":"1234.T","side":"buy","type":"limit","quantity":100,"limit_price":"2500.5"}`, RuleTickSize},
+		"tick other":   {`{"symbol":"2702.T","side":"buy","type":"limit","quantity":100,"limit_price":"2500.5"}`, RuleTickSize},
+		"unlisted":     {`{"symbol":"1111.T","side":"buy","type":"market","quantity":100}`, RuleUnknownSymbol},
+		"unlisted px":  {`{"symbol":"9999.T","side":"buy","type":"limit","quantity":100,"limit_price":"2500.5"}`, RuleUnknownSymbol},
+		"overflow":     {`{"symbol":"7203.T","side":"buy","type":"market","quantity":1e30}`, RuleQuantity},
+		"fraction":     {`{"symbol":"7203.T","side":"buy","type":"market","quantity":150.5}`, RuleQuantity},
 		"decimals":     {`{"symbol":"7203.T","side":"buy","type":"limit","quantity":100,"limit_price":"2500.00001"}`, RulePrice},
 		"symbol":       {`{"symbol":"7203","side":"buy","type":"market","quantity":100}`, RuleSymbol},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			o, err := DecodeOrder([]byte(tc.body), StarterTOPIX500)
+			o, err := DecodeOrder([]byte(tc.body), universe)
 			if tc.rule == "" {
 				if err != nil || o.Symbol != "7203.T" {
 					t.Fatalf("%+v %v", o, err)
@@ -126,7 +136,7 @@ func TestDecodeOrderRules(t *testing.T) {
 				return
 			}
 			var he *httpx.Error
-			if !errors.As(err, &he) || he.Code != httpx.CodeInvalid || he.Extra["rule"] != string(tc.rule) {
+			if !errors.As(err, &he) || he.Code != tc.rule.Code() || he.Extra["rule"] != string(tc.rule) {
 				t.Fatalf("err %v", err)
 			}
 		})
@@ -143,7 +153,7 @@ func FuzzDecodeOrder(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o, err := DecodeOrder(b, StarterTOPIX500)
+		o, err := DecodeOrder(b, universe)
 		if err != nil {
 			var he *httpx.Error
 			if !errors.As(err, &he) || he.Code.Status() >= 500 {
@@ -155,10 +165,10 @@ func FuzzDecodeOrder(f *testing.F) {
 		if o.Quantity <= 0 || o.Quantity%LotSize != 0 || o.Quantity > MaxQuantity {
 			t.Fatalf("quantity %d passed", o.Quantity)
 		}
-		if o.Type == Limit && (o.LimitPrice == nil || !OnTick(*o.LimitPrice, StarterTOPIX500.TOPIX500(o.Symbol))) {
+		if o.Type == Limit && (o.LimitPrice == nil || !OnTick(*o.LimitPrice, universe.TOPIX500(o.Symbol))) {
 			t.Fatalf("limit price %v passed", o.LimitPrice)
 		}
-		if _, ok := NormalizeSymbol(o.Symbol); !ok {
+		if _, ok := NormalizeSymbol(o.Symbol); !ok || !universe.Listed(o.Symbol) {
 			t.Fatalf("symbol %q passed", o.Symbol)
 		}
 	})
