@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/serving/pkg/apis/serving"
+	"knative.dev/serving/pkg/networking"
 
 	"github.com/day-trade/platform/functions"
 )
@@ -75,8 +77,9 @@ type RuleTo struct {
 	Operation Operation `json:"operation"`
 }
 
-// Operation matches methods and exact paths.
+// Operation matches destination ports, methods and exact paths.
 type Operation struct {
+	Ports   []string `json:"ports,omitempty"`
 	Methods []string `json:"methods,omitempty"`
 	Paths   []string `json:"paths,omitempty"`
 }
@@ -148,13 +151,20 @@ func (g *generator) principal(name string) string {
 var authzNote = []string{
 	"One ALLOW policy per Knative Service: its callers by mTLS identity, nothing else.",
 	"Knative's activator proxies every request to a Service scaled to zero (and probes it), so",
-	"it is allowed too and the caller's identity is lost on that path: functions still verify",
-	"the gateway's signed identity token on every request.",
+	"it may reach queue-proxy's serving ports and the caller's identity is lost on that path:",
+	"functions still verify the gateway's signed identity token on every request. Knative's",
+	"autoscaler may scrape queue-proxy's autoscaling metrics port, Prometheus its request",
+	"metrics port (the canary reads them); neither may reach anything else.",
 }
+
+// queueServingPorts are queue-proxy's ports the activator proxies to (HTTP/1 and h2c): the
+// activator never talks to a pod on any other.
+var queueServingPorts = []string{strconv.Itoa(networking.BackendHTTPPort), strconv.Itoa(networking.BackendHTTP2Port)}
 
 // authorizationPolicies allow, per Service: the gateway (to functions with routes, to the
 // ensemble only when it has routes), the functions that list it in Calls, the Broker's
-// dispatchers on its subscription paths, and Knative's activator.
+// dispatchers on its subscription paths, Knative's activator and autoscaler on queue-proxy's
+// ports each needs, and Prometheus on the request metrics port when it has a principal.
 func (g *generator) authorizationPolicies() []any {
 	callers := map[string][]string{}
 	for _, f := range g.fs {
@@ -193,7 +203,11 @@ func (g *generator) authorizationPolicies() []any {
 				To:   []RuleTo{{Operation: Operation{Methods: []string{"POST"}, Paths: slices.Compact(paths)}}},
 			})
 		}
-		rules = append(rules, Rule{From: []RuleFrom{{Source: Source{Principals: []string{g.opts.ActivatorPrincipal}}}}})
+		rules = append(rules, portRule(g.opts.ActivatorPrincipal, queueServingPorts...))
+		rules = append(rules, portRule(g.opts.AutoscalerPrincipal, strconv.Itoa(networking.AutoscalingQueueMetricsPort)))
+		if g.opts.MetricsScraperPrincipal != "" {
+			rules = append(rules, portRule(g.opts.MetricsScraperPrincipal, strconv.Itoa(networking.UserQueueMetricsPort)))
+		}
 
 		p := &AuthorizationPolicy{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"},
@@ -208,6 +222,14 @@ func (g *generator) authorizationPolicies() []any {
 		out = append(out, p)
 	}
 	return out
+}
+
+// portRule allows principal on ports only, any method and path.
+func portRule(principal string, ports ...string) Rule {
+	return Rule{
+		From: []RuleFrom{{Source: Source{Principals: []string{principal}}}},
+		To:   []RuleTo{{Operation: Operation{Ports: ports}}},
+	}
 }
 
 var vsNote = []string{

@@ -99,7 +99,13 @@ func TestAuthorizationPolicies(t *testing.T) {
 				case len(f.Routes) > 0:
 					want = append(want, principal(gateway))
 				}
-				want = append(want, opts.ActivatorPrincipal)
+				// Knative's activator and autoscaler, and Prometheus: each on its own ports only.
+				wantPorts := map[string][]string{
+					opts.ActivatorPrincipal:      {"8012", "8013"},
+					opts.AutoscalerPrincipal:     {"9090"},
+					opts.MetricsScraperPrincipal: {"9091"},
+				}
+				gotPorts := map[string][]string{}
 				var got []string
 				var eventPaths []string
 				for _, r := range spec.GetRules() {
@@ -123,8 +129,17 @@ func TestAuthorizationPolicies(t *testing.T) {
 						}
 						continue
 					}
-					if len(r.GetTo()) > 0 || len(r.GetWhen()) > 0 || len(src.GetNotPrincipals()) > 0 {
+					if len(r.GetTo()) > 1 || len(r.GetWhen()) > 0 || len(src.GetNotPrincipals()) > 0 {
 						t.Errorf("%s: unexpected rule %v", f.Name, r)
+					}
+					if len(r.GetTo()) == 1 {
+						op := r.GetTo()[0].GetOperation()
+						if len(src.GetPrincipals()) != 1 || len(op.GetPorts()) == 0 || len(op.GetMethods())+len(op.GetPaths())+len(op.GetHosts())+len(op.GetNotPorts()) > 0 {
+							t.Errorf("%s: a port rule must name one principal and its ports only: %v", f.Name, r)
+							continue
+						}
+						gotPorts[src.GetPrincipals()[0]] = append(gotPorts[src.GetPrincipals()[0]], op.GetPorts()...)
+						continue
 					}
 					got = append(got, src.GetPrincipals()...)
 				}
@@ -132,6 +147,14 @@ func TestAuthorizationPolicies(t *testing.T) {
 				slices.Sort(want)
 				if !slices.Equal(got, slices.Compact(want)) {
 					t.Errorf("%s (%s): principals %v, want %v", f.Name, f.Kind, got, want)
+				}
+				if len(gotPorts) != len(wantPorts) {
+					t.Errorf("%s: port rules %v, want %v", f.Name, gotPorts, wantPorts)
+				}
+				for p, ports := range wantPorts {
+					if !slices.Equal(gotPorts[p], ports) {
+						t.Errorf("%s: %s may reach ports %v, want %v", f.Name, p, gotPorts[p], ports)
+					}
 				}
 				var wantPaths []string
 				for _, e := range f.Events {
@@ -165,7 +188,9 @@ func TestEnsembleOnlyFromItsCallers(t *testing.T) {
 		}
 		want := []Rule{
 			{From: []RuleFrom{{Source: Source{Principals: []string{"cluster.local/ns/day-trade/sa/ml-batch-worker", "cluster.local/ns/day-trade/sa/ml-predict"}}}}},
-			{From: []RuleFrom{{Source: Source{Principals: []string{opts.ActivatorPrincipal}}}}},
+			{From: []RuleFrom{{Source: Source{Principals: []string{opts.ActivatorPrincipal}}}}, To: []RuleTo{{Operation: Operation{Ports: []string{"8012", "8013"}}}}},
+			{From: []RuleFrom{{Source: Source{Principals: []string{opts.AutoscalerPrincipal}}}}, To: []RuleTo{{Operation: Operation{Ports: []string{"9090"}}}}},
+			{From: []RuleFrom{{Source: Source{Principals: []string{opts.MetricsScraperPrincipal}}}}, To: []RuleTo{{Operation: Operation{Ports: []string{"9091"}}}}},
 		}
 		got, _ := json.Marshal(ap.Spec.Rules)
 		wantJSON, _ := json.Marshal(want)

@@ -47,9 +47,19 @@ type Options struct {
 	// ServiceMinTimeout is the least timeoutSeconds an always-warm service gets: it answers
 	// whole batches from functions that already waited for their own callers.
 	ServiceMinTimeout time.Duration
-	// ActivatorPrincipal is Knative's activator (and autoscaler). It proxies every request to
-	// a function scaled to zero, so the caller's own identity is lost on that path.
+	// ActivatorPrincipal is Knative's activator. It proxies (and probes) every request to a
+	// function scaled to zero or short of burst capacity, so the caller's own identity is
+	// lost on that path. It may reach queue-proxy's serving ports (8012, 8013) only. It needs
+	// an Istio sidecar (knative-serving labelled istio-injection=enabled) to have an identity.
 	ActivatorPrincipal string
+	// AutoscalerPrincipal is Knative's autoscaler, which scrapes queue-proxy's autoscaling
+	// metrics port (9090) of every pod; only that port.
+	AutoscalerPrincipal string
+	// MetricsScraperPrincipal is the Prometheus that scrapes queue-proxy's request metrics
+	// port (9091, http-usermetric) for the canary; only that port. It must scrape with its
+	// Istio certificates (STRICT mTLS turns plain text away before any policy). Empty
+	// allows no scraper.
+	MetricsScraperPrincipal string
 	// IngressPrincipal is the Istio ingress gateway that carries public traffic to the gateway.
 	IngressPrincipal string
 	// EventingNamespace holds the Broker's dispatchers, which deliver Trigger events.
@@ -91,10 +101,15 @@ func DefaultOptions() Options {
 			functions.KindGateway:  {CPURequest: "250m", MemoryRequest: "128Mi", CPULimit: "2", MemoryLimit: "512Mi"},
 		},
 		ServiceMinTimeout: 5 * time.Minute,
-		// The activator and the autoscaler run as knative-serving's "controller" account.
-		ActivatorPrincipal: "cluster.local/ns/knative-serving/sa/controller",
-		IngressPrincipal:   "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
-		EventingNamespace:  "knative-eventing",
+		// serviceAccountName in knative.dev/serving's config/core/deployments/{activator,
+		// autoscaler}.yaml (a test reads them there): the activator has its own account, the
+		// autoscaler runs as "controller".
+		ActivatorPrincipal:  "cluster.local/ns/knative-serving/sa/activator",
+		AutoscalerPrincipal: "cluster.local/ns/knative-serving/sa/controller",
+		// The Prometheus the canary queries (prometheus.monitoring.svc); set your own.
+		MetricsScraperPrincipal: "cluster.local/ns/monitoring/sa/prometheus",
+		IngressPrincipal:        "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+		EventingNamespace:       "knative-eventing",
 		Overlays: []Overlay{
 			{Name: "dev", MaxScale: 2, LogLevel: "debug"},
 			{Name: "prod", MinWarm: 2},
@@ -105,6 +120,8 @@ func DefaultOptions() Options {
 var (
 	labelRE  = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	envKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	// principalRE is an Istio source principal: a SPIFFE id without its spiffe:// scheme.
+	principalRE = regexp.MustCompile(`^[^/\s*]+/ns/[a-z0-9]([a-z0-9-]*[a-z0-9])?/sa/[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
 	// secretish catches a secret about to be inlined into a ConfigMap.
 	secretish = regexp.MustCompile(`PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY|SIGNING_KEY`)
 	// reservedEnv are set by Knative or by these manifests from a Secret.
@@ -188,6 +205,19 @@ func (g *generator) check() error {
 			if e.Path != "" && !strings.HasPrefix(e.Path, "/") {
 				errs = append(errs, fmt.Sprintf("%s: event path %q must start with /", f.Name, e.Path))
 			}
+		}
+	}
+	for _, p := range []struct {
+		name, principal string
+		optional        bool
+	}{
+		{"activator", o.ActivatorPrincipal, false},
+		{"autoscaler", o.AutoscalerPrincipal, false},
+		{"ingress", o.IngressPrincipal, false},
+		{"metrics scraper", o.MetricsScraperPrincipal, true},
+	} {
+		if (p.principal != "" || !p.optional) && !principalRE.MatchString(p.principal) {
+			errs = append(errs, fmt.Sprintf("%s principal %q is not <trust domain>/ns/<namespace>/sa/<account>", p.name, p.principal))
 		}
 	}
 	for _, s := range o.Schedules {

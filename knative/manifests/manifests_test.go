@@ -136,6 +136,15 @@ func TestGenerateRejects(t *testing.T) {
 		"bad schedule": {fs: fixtureCatalog(), opts: func(o *Options) {
 			o.Schedules[0].Cron = "every minute"
 		}, wantErr: "5-field cron"},
+		"no activator principal": {fs: fixtureCatalog(), opts: func(o *Options) {
+			o.ActivatorPrincipal = ""
+		}, wantErr: "activator principal"},
+		"autoscaler principal with a scheme": {fs: fixtureCatalog(), opts: func(o *Options) {
+			o.AutoscalerPrincipal = "spiffe://" + o.AutoscalerPrincipal
+		}, wantErr: "autoscaler principal"},
+		"metrics scraper namespace only": {fs: fixtureCatalog(), opts: func(o *Options) {
+			o.MetricsScraperPrincipal = "cluster.local/ns/monitoring"
+		}, wantErr: "metrics scraper principal"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
