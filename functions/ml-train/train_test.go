@@ -20,6 +20,7 @@ import (
 )
 
 type fixture struct {
+	url   string // the function's HTTP server
 	redis *redistest.Server
 	reg   *registry.Registry
 	pub   *events.Publisher
@@ -51,7 +52,7 @@ func newFixture(t *testing.T, policy string) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{redis: rs, reg: tr.reg, pub: pub}
+	return fixture{url: srv.URL, redis: rs, reg: tr.reg, pub: pub}
 }
 
 func (f fixture) send(t *testing.T, req events.MLTrainRequested) error {
