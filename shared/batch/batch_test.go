@@ -153,6 +153,25 @@ func TestRunnerResumesAndFinishesOnce(t *testing.T) {
 	if len(writes) != 6 {
 		t.Fatalf("%d writes: %v", len(writes), writes)
 	}
+	// The failed chunk's work was started twice; a written symbol's never was.
+	attempts, _ := r.Results.Attempts(ctx, j.ID)
+	started := map[string]int{}
+	for _, s := range attempts {
+		started[s]++
+	}
+	repeated := 0
+	for _, s := range syms {
+		switch started[s] {
+		case 0:
+			t.Errorf("%s: work never started", s)
+		case 1:
+		default:
+			repeated++
+		}
+	}
+	if repeated != 2 {
+		t.Errorf("attempts %v: %d symbols repeated, want the failed chunk's 2", attempts, repeated)
+	}
 }
 
 func TestRunnerStopsOnCancelAndFailsWhenAllFail(t *testing.T) {

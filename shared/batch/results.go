@@ -24,7 +24,12 @@ type Item struct {
 
 // Results keeps each job's items in one Redis hash, <prefix>:batch:<job>:results, field =
 // symbol. An item is written at most once; every write that happened is also appended to
-// <prefix>:batch:<job>:writes, the audit log of effects that tests count.
+// <prefix>:batch:<job>:writes. Every time a run starts the work of a symbol, the symbol is
+// appended to <prefix>:batch:<job>:attempts, before the work and whatever becomes of it: a
+// symbol listed twice there had its work done again (legitimate at-least-once work after a
+// crash), which tests report next to the writes. Neither log proves that no result was
+// written twice, since both are kept by this code; tests count the hash's writes from
+// Redis's keyspace notifications for that (batchtest.CountHashSets).
 type Results struct {
 	rdb  redis.UniversalClient
 	keys store.Keys
@@ -44,6 +49,8 @@ func NewResults(rdb redis.UniversalClient, keys store.Keys, ttl time.Duration) *
 func (r *Results) Key(job string) string { return r.keys.Key("batch", job, "results") }
 
 func (r *Results) logKey(job string) string { return r.keys.Key("batch", job, "writes") }
+
+func (r *Results) attemptsKey(job string) string { return r.keys.Key("batch", job, "attempts") }
 
 // putScript writes one item unless its symbol has one, logs the write, and keeps both keys
 // alive. KEYS results, log; ARGV symbol, item, ttl ms. Returns 1 if written.
@@ -66,6 +73,36 @@ func (r *Results) Put(ctx context.Context, job string, it Item) (written bool, e
 		return false, unavailable(err)
 	}
 	return n == 1, nil
+}
+
+// Attempt records that the work of symbols for job is starting.
+func (r *Results) Attempt(ctx context.Context, job string, symbols []string) error {
+	if len(symbols) == 0 {
+		return nil
+	}
+	args := make([]any, len(symbols))
+	for i, s := range symbols {
+		args[i] = s
+	}
+	key := r.attemptsKey(job)
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, key, args...)
+		p.PExpire(ctx, key, r.ttl)
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Attempts returns job's attempt log: one symbol per start of its work, in order.
+func (r *Results) Attempts(ctx context.Context, job string) ([]string, error) {
+	l, err := r.rdb.LRange(ctx, r.attemptsKey(job), 0, -1).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return l, nil
 }
 
 // Count returns how many symbols of job have an item.

@@ -131,6 +131,9 @@ func (r *Runner) begin(ctx context.Context, spec Spec) (jobs.Job, error) {
 }
 
 func (r *Runner) chunk(ctx context.Context, spec Spec, symbols []string, total int64, work WorkFunc) error {
+	if err := r.Results.Attempt(ctx, spec.JobID, symbols); err != nil {
+		return err
+	}
 	outcomes, err := work(ctx, symbols)
 	if err != nil {
 		return err
