@@ -1,14 +1,14 @@
 // Package gateway is the platform's one public entry under /api/v1. Each request passes the
 // chain of ARCHITECTURE.md §8, outside in: request id, access log, metrics and the SLA window
-// (plus the OTel server span, added by shared/runtime) → header limits and identity-header
-// stripping → CORS and security headers → route match → authentication (API key or JWT) →
-// authorisation (roles per route; deny by default) → rate limit and daily quota (Redis GCRA
-// with a bounded local fallback) → response cache (GET) → bulkhead → proxy to the function by
-// its Knative host (or to its instances from the registry, balanced and health-checked: see
-// registry.go, balance.go, health.go), through a transport with timeout, retries for
-// idempotent calls under a budget (a retry goes to another instance), and a circuit breaker
-// per upstream; the function receives a short-lived signed identity token instead of the
-// caller's credentials.
+// (plus the OTel server span, added by shared/runtime) → header and body limits (body.go)
+// and identity-header stripping → CORS and security headers → route match → authentication
+// (API key or JWT) → authorisation (roles per route; deny by default) → rate limit and
+// daily quota (Redis GCRA with a bounded local fallback) → response cache (GET) → bulkhead
+// → proxy to the function by its Knative host (or to its instances from the registry,
+// balanced and health-checked: see registry.go, balance.go, health.go), through a transport
+// with timeout, retries for idempotent calls under a budget (a retry goes to another
+// instance), and a circuit breaker per upstream; the function receives a short-lived signed
+// identity token instead of the caller's credentials.
 //
 // The per-route steps run in one handler (route.ServeHTTP) with every policy resolved when the
 // gateway is built, so the hot path does no map lookups and few allocations.
@@ -127,6 +127,10 @@ type Config struct {
 
 	// MaxHeaderBytes bounds all request headers together (431; default 32 KiB).
 	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body (413; default 1 MiB, httpx.DefaultMaxBody): a
+	// declared Content-Length over it is refused before anything else, and a body of unknown
+	// length (chunked) is read whole, up to it, before it is forwarded.
+	MaxBodyBytes int64
 	// CORS origins allowed to call the API from a browser ("*" = any, without credentials).
 	CORSOrigins []string
 	// HSTS adds Strict-Transport-Security (set when TLS ends in front of the gateway).
@@ -179,6 +183,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 32 << 10
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = httpx.DefaultMaxBody
 	}
 	if c.SLAWindow <= 0 {
 		c.SLAWindow = 5 * time.Minute

@@ -58,6 +58,13 @@ func newHarness(t testing.TB, dial string, cfg gateway.Config, routes []gateway.
 
 func newHarnessOn(t testing.TB, rs *redistest.Server, dial string, cfg gateway.Config, routes []gateway.Route) *harness {
 	t.Helper()
+	return newHarnessWrapped(t, rs, dial, cfg, routes, httpx.RequestID)
+}
+
+// newHarnessWrapped serves the gateway through wrap (httpx.RequestID in most tests; the
+// runtime's handler where what it adds matters).
+func newHarnessWrapped(t testing.TB, rs *redistest.Server, dial string, cfg gateway.Config, routes []gateway.Route, wrap func(http.Handler) http.Handler) *harness {
+	t.Helper()
 	rdb, err := store.Open(rs.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func newHarnessOn(t testing.TB, rs *redistest.Server, dial string, cfg gateway.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = httptest.NewServer(httpx.RequestID(g))
+	h.srv = httptest.NewServer(wrap(g))
 	t.Cleanup(h.srv.Close)
 	h.key = h.newKey(t, "t1", "admin", "trader")
 	return h

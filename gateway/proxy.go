@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -150,6 +149,7 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 type reqState struct {
 	route *route
 	token string
+	body  clientBody // the streamed request body, when there is one (body.go)
 }
 
 type stateKey struct{}
@@ -200,17 +200,19 @@ func (x *route) forward(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		httpx.WriteError(w, r, x.g.log, err)
 		return
 	}
-	if x.retryable(r) && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
-		// A retried call must send the same body again; the runtime caps its size.
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			httpx.WriteError(w, r, nil, &httpx.Error{Code: httpx.CodeTooLarge, Message: "request body too large", Err: err})
-			return
+	st := &reqState{route: x, token: tok}
+	if hasBody(r) && r.GetBody == nil {
+		if x.retryable(r) {
+			// A retried call must send the same body again.
+			if !bufferBody(w, r, x.g.cfg.MaxBodyBytes) {
+				return
+			}
+		} else {
+			st.body.ReadCloser = r.Body
+			r.Body = &st.body
 		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), stateKey{}, &reqState{route: x, token: tok}), u.timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), stateKey{}, st), u.timeout)
 	defer cancel()
 	u.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
@@ -250,6 +252,8 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 			done(true) // the client left; not the upstream's fault
+		case err != nil && st != nil && st.body.failure() != nil:
+			done(true) // the client's body broke off; not the upstream's fault either
 		default:
 			ok := err == nil && resp.StatusCode < 500
 			done(ok)
@@ -291,6 +295,12 @@ func worthRetry(resp *http.Response, err error) bool {
 }
 
 func (u *upstream) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if st := stateFrom(r.Context()); st != nil {
+		if berr := st.body.failure(); berr != nil {
+			httpx.WriteError(w, r, nil, bodyError(berr, st.route.g.cfg.MaxBodyBytes))
+			return
+		}
+	}
 	httpx.WriteError(w, r, u.log, u.upstreamError(err))
 }
 

@@ -101,6 +101,9 @@ func (x *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !x.g.limiter.admit(w, r, x, p) {
 		return
 	}
+	if r.ContentLength < 0 && hasBody(r) && !bufferBody(w, r, x.g.cfg.MaxBodyBytes) {
+		return // unknown length: read whole before anything acts on it (body.go)
+	}
 	r = r.WithContext(auth.NewContextWithPrincipal(r.Context(), p))
 	x.serve(w, r, p)
 }

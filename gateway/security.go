@@ -8,12 +8,14 @@ import (
 	"github.com/day-trade/platform/shared/httpx"
 )
 
-// security is the outer hygiene: header limits (431), identity-header stripping, security
+// security is the outer hygiene: header limits (431), a declared body over the limit (413; see
+// body.go for bodies of unknown length), identity-header stripping, security
 // headers and CORS. Go's server already refuses CR/LF and other control bytes in header
 // values and request targets (400), and ReverseProxy drops hop-by-hop headers (RFC 9110
 // §7.6.1) and every header the Connection header names.
 type security struct {
 	maxHeader   int
+	maxBody     int64
 	origins     map[string]bool
 	anyOrigin   bool
 	hsts        bool
@@ -32,7 +34,7 @@ var (
 )
 
 func newSecurity(cfg Config) *security {
-	s := &security{maxHeader: cfg.MaxHeaderBytes, origins: map[string]bool{}, hsts: cfg.HSTS,
+	s := &security{maxHeader: cfg.MaxHeaderBytes, maxBody: cfg.MaxBodyBytes, origins: map[string]bool{}, hsts: cfg.HSTS,
 		allowMethod: "GET, POST, PUT, PATCH, DELETE"}
 	for _, o := range cfg.CORSOrigins {
 		if o == "*" {
@@ -44,7 +46,7 @@ func newSecurity(cfg Config) *security {
 	return s
 }
 
-// admit applies the outer hygiene; false means it has answered (431, or a CORS preflight).
+// admit applies the outer hygiene; false means it has answered (431, 413, or a CORS preflight).
 func (s *security) admit(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	h["X-Content-Type-Options"] = hNosniff
@@ -62,6 +64,10 @@ func (s *security) admit(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if size > s.maxHeader {
 		writeHeadersTooLarge(w, r, s.maxHeader)
+		return false
+	}
+	if r.ContentLength > s.maxBody {
+		writeBodyTooLarge(w, r, s.maxBody)
 		return false
 	}
 	for _, k := range auth.IdentityHeaders {

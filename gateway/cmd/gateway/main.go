@@ -182,6 +182,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		CORSOrigins:     c.CORSOrigins,
 		HSTS:            c.HSTS,
 		MaxHeaderBytes:  c.MaxHeader,
+		MaxBodyBytes:    c.MaxBodyBytes,
 		SLAWindow:       c.SLAWindow,
 		Balance:         policy,
 		Registry:        gateway.RegistryConfig{AllowedHosts: allowed, Poll: c.RegistryPoll},
