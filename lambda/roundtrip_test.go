@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -323,9 +325,40 @@ func TestDataCacheBootstrap(t *testing.T) {
 		t.Fatalf("bootstrap never asked for an invocation: %s", p.stderr.String())
 	}
 	base := startHTTP(t, bin, "REDIS_URL="+rs.URL())
+	began := time.Now()
 	want, wantBody := httpGet(t, base+"/api/v1/data/cache")
 	got := invokeHTTP(t, api, apiGatewayV2("GET", "/api/v1/data/cache", ""))
-	if got.StatusCode != want.StatusCode || got.Body != wantBody {
+	apart := time.Since(began)
+	if got.StatusCode != want.StatusCode {
 		t.Fatalf("lambda %d %q; http %d %q", got.StatusCode, got.Body, want.StatusCode, wantBody)
 	}
+	// Redis gives TTLs rounded to whole seconds, so the key's remaining TTL can drop by a
+	// second (or more, on a slow machine) between the two calls: ttl_average_seconds may
+	// differ by the time between them rounded up, plus one for the rounding. Everything else
+	// must be byte for byte.
+	gotRest, gotTTL := cutTTLAverage(t, got.Body)
+	wantRest, wantTTL := cutTTLAverage(t, wantBody)
+	if gotRest != wantRest {
+		t.Fatalf("lambda %d %q; http %d %q", got.StatusCode, got.Body, want.StatusCode, wantBody)
+	}
+	if wantTTL <= 0 || wantTTL > time.Hour.Seconds() || math.Abs(gotTTL-wantTTL) > math.Ceil(apart.Seconds())+1 {
+		t.Fatalf("ttl_average_seconds: lambda %v, http %v (the key lives 1h; the calls were %v apart)", gotTTL, wantTTL, apart)
+	}
+}
+
+var ttlAverageField = regexp.MustCompile(`"ttl_average_seconds":([^,}]*)`)
+
+// cutTTLAverage returns the stats body with its one ttl_average_seconds value blanked out,
+// and that value.
+func cutTTLAverage(t *testing.T, body string) (string, float64) {
+	t.Helper()
+	m := ttlAverageField.FindAllStringSubmatchIndex(body, -1)
+	if len(m) != 1 {
+		t.Fatalf("body %q: want one ttl_average_seconds, got %d", body, len(m))
+	}
+	v, err := strconv.ParseFloat(body[m[0][2]:m[0][3]], 64)
+	if err != nil {
+		t.Fatalf("body %q: ttl_average_seconds: %v", body, err)
+	}
+	return body[:m[0][2]] + body[m[0][3]:], v
 }
