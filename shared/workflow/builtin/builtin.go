@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/workflow"
@@ -155,7 +156,10 @@ func Workflows(c *Caller) map[string]workflow.Workflow {
 	}
 }
 
-type steps struct{ c *Caller }
+type steps struct {
+	c    *Caller
+	poll time.Duration // between reads of a batch job's status; default defaultPoll
+}
 
 func config(run *workflow.Run) (Config, error) {
 	return ParseConfig(run.Workflow, run.Config)
@@ -353,8 +357,15 @@ func (s steps) notify(ctx context.Context, run *workflow.Run) error {
 	if err != nil {
 		return err
 	}
-	var preds []Prediction
-	if err := run.Load(ctx, "predictions", &preds); err != nil {
+	// A run predicted either symbol by symbol (predictions) or with one batch job (batch).
+	var (
+		preds []Prediction
+		batch Batch
+	)
+	if err := run.Load(ctx, "predictions", &preds); err != nil && !errors.Is(err, workflow.ErrNoValue) {
+		return err
+	}
+	if err := run.Load(ctx, valBatch, &batch); err != nil && !errors.Is(err, workflow.ErrNoValue) {
 		return err
 	}
 	var b strings.Builder
@@ -363,6 +374,13 @@ func (s steps) notify(ctx context.Context, run *workflow.Run) error {
 		fmt.Fprintf(&b, "\n%s %s (p=%.3f, confidence %.3f)", p.Symbol, p.Prediction, p.Probability, p.Confidence)
 	}
 	result := map[string]any{"symbols": syms, "predictions": len(preds)}
+	if batch.JobID != "" {
+		fmt.Fprintf(&b, "\nbatch prediction job %s %s: %d predicted, %d failed", batch.JobID, batch.Status, batch.Predicted, len(batch.Failed))
+		if len(batch.Failed) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(batch.Failed, ", "))
+		}
+		result["predictions"], result["batch_job"] = batch.Predicted, batch.JobID
+	}
 	if run.Workflow == PaperTrade {
 		var orders []Order
 		if err := run.Load(ctx, "orders", &orders); err != nil && !errors.Is(err, workflow.ErrNoValue) {
