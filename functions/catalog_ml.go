@@ -23,7 +23,7 @@ func mlFunctions() []Function {
 		{
 			Name:        "ml-predict",
 			Kind:        KindFunction,
-			Description: "Next-day direction for one symbol from its recent bars or given features, via the ensemble; records and scores every call",
+			Description: "Next-day direction for one symbol from its recent bars or given features, via the ensemble; records and scores every call; raises accuracy alerts",
 			// Idempotent: a prediction changes nothing, and its record is keyed by (symbol, bar,
 			// version), so a retried request is not counted twice.
 			Routes:    []Route{{Method: "POST", Path: "/api/v1/ml/predict", Roles: readers, Idempotent: true}},
@@ -32,8 +32,10 @@ func mlFunctions() []Function {
 			Env:       map[string]string{"DATA_PROVIDER": "synthetic", "ENSEMBLE_TIMEOUT": "2s"},
 			Secrets:   []string{"JQUANTS_API_KEY"},
 			KeyPrefix: "ml",
-			RedisKeys: redisKeys([]string{redisTracker}, redisMarketCache("data")),
+			// ml:alert:* is the accuracy alert's per-period claim, shared with ml-batch-worker.
+			RedisKeys: redisKeys([]string{redisTracker, "ml:alert:*"}, redisMarketCache("data")),
 			Calls:     []string{"ensemble"},
+			Publishes: []string{evtMLAccuracyDegraded},
 		},
 		{
 			Name:        "ml-models",

@@ -21,6 +21,7 @@ import (
 	"github.com/day-trade/platform/shared/jobs"
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/ml/alert"
 	"github.com/day-trade/platform/shared/ml/registry"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
@@ -40,21 +41,8 @@ type cfg struct {
 	Parallel         int           `envconfig:"BATCH_PARALLEL" default:"4"`
 	// History is how much data each symbol's features are computed from.
 	History string `envconfig:"ML_BATCH_HISTORY" default:"1y"`
-	Alert   alertConfig
-}
-
-type alertConfig struct {
-	Threshold float64       `envconfig:"ACCURACY_THRESHOLD" default:"0.5"`
-	Window    int           `envconfig:"ACCURACY_WINDOW" default:"200"`
-	MinScored int           `envconfig:"ACCURACY_MIN_SCORED" default:"100"`
-	Every     time.Duration `envconfig:"ACCURACY_ALERT_EVERY" default:"1h"`
-}
-
-func (a alertConfig) Validate() error {
-	if a.Threshold <= 0 || a.Threshold >= 1 || a.Window < 1 || a.MinScored < 1 || a.Every <= 0 {
-		return errors.New("ACCURACY_THRESHOLD must be in (0,1); ACCURACY_WINDOW, ACCURACY_MIN_SCORED and ACCURACY_ALERT_EVERY positive")
-	}
-	return nil
+	// Alert is the accuracy alert's settings (ACCURACY_*), the same as ml-predict's.
+	Alert alert.Config
 }
 
 func (c cfg) Validate() error {
@@ -104,13 +92,10 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		bars:     marketcache.New(rdb, store.NewKeys("data"), provider, c.Provider),
 		ensemble: inference.NewClient(url, inference.NewTransport(c.UpstreamDialAddr), c.EnsembleTimeout),
 		tracker:  tracker,
-		alerts: &alerter{
-			rdb: rdb, keys: keys, tracker: tracker, pub: pub, log: d.Log,
-			threshold: c.Alert.Threshold, window: c.Alert.Window, minScored: c.Alert.MinScored, every: c.Alert.Every,
-		},
-		pub:     pub,
-		history: market.Period(c.History),
-		log:     d.Log,
+		alerts:   alert.NewAccuracy(rdb, keys, tracker, pub, events.SourceMLBatchWorker, c.Alert, alert.Options{Log: d.Log}),
+		pub:      pub,
+		history:  market.Period(c.History),
+		log:      d.Log,
 	}
 	recv.Handle(events.TypeMLBatchRequested, w.handle)
 	return runtime.Function{

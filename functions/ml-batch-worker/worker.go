@@ -16,6 +16,7 @@ import (
 	"github.com/day-trade/platform/shared/jobs"
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/ml/alert"
 	"github.com/day-trade/platform/shared/ml/registry"
 )
 
@@ -52,7 +53,7 @@ type worker struct {
 	bars     Bars
 	ensemble Ensemble
 	tracker  Tracker
-	alerts   *alerter // nil: no accuracy alerts
+	alerts   *alert.Accuracy // nil: no accuracy alerts
 	pub      Publisher
 	history  market.Period
 	log      *slog.Logger
@@ -106,7 +107,7 @@ func (w *worker) handle(ctx context.Context, e cloudevents.Event) error {
 	}
 	if w.alerts != nil {
 		// An alert that cannot be checked now is checked after the next job; the job is done.
-		if err := w.alerts.check(ctx); err != nil {
+		if err := w.alerts.Check(ctx); err != nil {
 			w.log.WarnContext(ctx, "accuracy check failed", "err", err)
 		}
 	}

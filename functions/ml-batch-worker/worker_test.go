@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +26,7 @@ import (
 	"github.com/day-trade/platform/shared/jobs"
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/ml/alert"
 	"github.com/day-trade/platform/shared/ml/registry"
 	"github.com/day-trade/platform/shared/redistest"
 	"github.com/day-trade/platform/shared/store"
@@ -114,6 +115,7 @@ type fixture struct {
 	results  *batch.Results
 	pub      *recordingPublisher
 	ensemble *fakeEnsemble
+	degrader *fakeDegrader // healthy unless a test sets bad
 	srv      *httptest.Server
 }
 
@@ -127,7 +129,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { rdb.Close() })
 	keys := store.NewKeys("ml")
 	f := &fixture{rdb: rdb, jobs: jobs.NewStore(rdb, jobs.Options{}), results: batch.NewResults(rdb, keys, 0),
-		pub: &recordingPublisher{ids: map[string]int{}}, ensemble: &fakeEnsemble{}}
+		pub: &recordingPublisher{ids: map[string]int{}}, ensemble: &fakeEnsemble{}, degrader: &fakeDegrader{}}
 	ens := httptest.NewServer(f.ensemble)
 	t.Cleanup(ens.Close)
 	recv, err := events.NewReceiver(rdb, keys, events.ReceiverOptions{})
@@ -139,6 +141,7 @@ func newFixture(t *testing.T) *fixture {
 		bars:     marketcache.New(rdb, keys, fastMarket(t), "synthetic"),
 		ensemble: inference.NewClient(ens.URL, nil, 10*time.Second),
 		tracker:  registry.NewTracker(rdb, keys, 0),
+		alerts:   alert.NewAccuracy(rdb, keys, f.degrader, f.pub, events.SourceMLBatchWorker, alert.Config{Threshold: 0.5, Window: 200, MinScored: 100, Every: time.Hour}, alert.Options{}),
 		pub:      f.pub, history: "1y", log: slog.New(slog.DiscardHandler),
 	}
 	recv.Handle(events.TypeMLBatchRequested, w.handle)
@@ -239,54 +242,29 @@ func (d *fakeDegrader) Degraded(context.Context, int, float64, int) (bool, regis
 	return d.bad.Load(), registry.Figures{Scored: 200, Correct: 80, Accuracy: 0.4}, nil
 }
 
-func TestAccuracyAlertOncePerWindow(t *testing.T) {
+func (d *fakeDegrader) Prevailing(context.Context, int) (string, error) { return "v7", nil }
+
+// The worker runs the shared accuracy check (shared/ml/alert, tested there) after each job
+// it ends: jobs ending while accuracy is degraded raise one alert per period.
+func TestAccuracyAlertAfterJobs(t *testing.T) {
 	t.Parallel()
-	rs := redistest.Start(t)
-	rdb, _ := store.Open(rs.URL())
-	defer rdb.Close()
-	pub := &recordingPublisher{ids: map[string]int{}}
-	deg := &fakeDegrader{}
-	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	a := &alerter{rdb: rdb, keys: store.NewKeys("ml"), tracker: deg, pub: pub, log: slog.New(slog.DiscardHandler),
-		threshold: 0.5, window: 200, minScored: 100, every: time.Hour, now: func() time.Time { return now }}
-	check := func() {
-		t.Helper()
-		if err := a.check(t.Context()); err != nil {
-			t.Fatal(err)
+	f := newFixture(t)
+	f.degrader.bad.Store(true)
+	for range 3 {
+		e, id := f.job(t, syms(4000, 2))
+		if st := batchtest.Deliver(t, f.srv.URL, e, false); st != 200 {
+			t.Fatalf("job %s: %d", id, st)
 		}
 	}
-	total := func() int {
-		n := 0
-		for _, c := range pub.ids {
-			n += c
+	alerts := 0
+	f.pub.mu.Lock()
+	for id, n := range f.pub.ids {
+		if strings.HasPrefix(id, "accuracy-degraded-") {
+			alerts += n
 		}
-		return n
 	}
-	check() // healthy: nothing
-	deg.bad.Store(true)
-	var wg sync.WaitGroup
-	for range 20 { // many jobs ending in the same hour, concurrently
-		wg.Go(func() { _ = a.check(context.Background()) })
-	}
-	wg.Wait()
-	if n := total(); n != 1 {
-		t.Fatalf("%d alerts in one window, want 1", n)
-	}
-	now = now.Add(59 * time.Minute)
-	check()
-	if n := total(); n != 1 {
-		t.Fatalf("%d alerts in one window, want 1", n)
-	}
-	// A failed publish does not use up the window.
-	now = now.Add(2 * time.Minute)
-	pub.err = errors.New("broker down")
-	if err := a.check(t.Context()); err == nil {
-		t.Fatal("publish error swallowed")
-	}
-	pub.err = nil
-	check()
-	check()
-	if n := total(); n != 2 {
-		t.Fatalf("%d alerts over two windows, want 2", n)
+	f.pub.mu.Unlock()
+	if alerts != 1 {
+		t.Fatalf("%d accuracy alerts after three jobs in one period, want 1", alerts)
 	}
 }

@@ -1,7 +1,8 @@
 // Command ml-predict serves POST /api/v1/ml/predict: the ensemble's call on the next daily
 // close of one symbol, from features the caller sends or from the symbol's recent bars
 // (read through the market-data cache). It records every directional call, scores it once
-// the outcome bar is final, and exports ml_prediction_accuracy and ml_prediction_latency.
+// the outcome bar is final, exports ml_prediction_accuracy and ml_prediction_latency, and
+// raises com.daytrade.ml.accuracy.degraded when realised accuracy falls below its threshold.
 package main
 
 import (
@@ -10,10 +11,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/day-trade/platform/events"
 	"github.com/day-trade/platform/functions/ensemble/inference"
+	"github.com/day-trade/platform/shared/batch"
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
+	"github.com/day-trade/platform/shared/ml/alert"
 	"github.com/day-trade/platform/shared/ml/registry"
 	"github.com/day-trade/platform/shared/resilience"
 	"github.com/day-trade/platform/shared/runtime"
@@ -41,6 +45,12 @@ type cfg struct {
 	FlatBand float64 `envconfig:"ML_FLAT_BAND" default:"0"`
 	// AccuracyWindow is how many latest scored predictions ml_prediction_accuracy covers.
 	AccuracyWindow int `envconfig:"ML_ACCURACY_WINDOW" default:"500"`
+	// Events is where the accuracy alert goes (K_SINK, else BROKER_URL); without either,
+	// ml-predict raises no alerts (ml-batch-worker still does after its jobs).
+	Events batch.EventConfig
+	// Alert is the accuracy alert's settings (ACCURACY_*), the same as ml-batch-worker's: both
+	// claim the same periods, so the platform sends one alert per period.
+	Alert alert.Config
 }
 
 func (c cfg) Validate() error {
@@ -57,7 +67,7 @@ func (c cfg) Validate() error {
 	if c.EnsembleAttempts < 1 || c.EnsembleAttempts > 10 || c.EnsembleRetryBudget < 0 || c.EnsembleRetryBudget > 1 {
 		errs = append(errs, errors.New("ENSEMBLE_ATTEMPTS must be in [1, 10] and ENSEMBLE_RETRY_BUDGET in [0, 1]"))
 	}
-	return errors.Join(config.ValidateAll(c.Runtime, c.Redis, c.Market), errors.Join(errs...))
+	return errors.Join(config.ValidateAll(c.Runtime, c.Redis, c.Market, c.Events, c.Alert), errors.Join(errs...))
 }
 
 func main() { runtime.Main[cfg]("ml-predict", build) }
@@ -87,6 +97,17 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	m.refresh(ctx, tracker) // best effort: the gauge starts from what earlier instances scored
+	var checks *alerts
+	if target := c.Events.Target(); target != "" {
+		pub, err := events.NewPublisher(target, events.WithTracerProvider(d.Telemetry.TracerProvider))
+		if err != nil {
+			return runtime.Function{}, err
+		}
+		acc := alert.NewAccuracy(rdb, store.NewKeys("ml"), tracker, pub, events.Source("ml-predict"), c.Alert, alert.Options{Log: d.Log})
+		checks = &alerts{check: acc.Check, log: d.Log, timeout: alertTimeout, gap: alertGap}
+	} else {
+		d.Log.Warn("neither K_SINK nor BROKER_URL is set: ml-predict raises no accuracy alerts")
+	}
 	return runtime.Function{
 		Handler: newServer(server{
 			log:  d.Log,
@@ -102,12 +123,16 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 				}),
 			},
 			tracker:  tracker,
+			alerts:   checks,
 			metrics:  m,
 			history:  market.Period(c.History),
 			flatBand: c.FlatBand,
 			now:      time.Now,
 		}),
 		Checks: map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
-		Stop:   func(context.Context) error { return rdb.Close() },
+		Stop: func(ctx context.Context) error {
+			// A running alert check finishes (it is bounded) before Redis closes under it.
+			return errors.Join(checks.wait(ctx), rdb.Close())
+		},
 	}, nil
 }

@@ -42,6 +42,7 @@ type server struct {
 	bars     barSource
 	ensemble predictor
 	tracker  *registry.Tracker
+	alerts   *alerts // nil: no accuracy alerts
 	metrics  *metrics
 	history  market.Period
 	flatBand float64
@@ -286,6 +287,7 @@ func (s server) track(ctx context.Context, symbol string, bars []market.Bar, res
 	}
 	if n > 0 {
 		s.metrics.refresh(ctx, s.tracker)
+		s.alerts.poke() // only new outcomes can change the alert's answer
 	}
 	if resp.Prediction == "flat" {
 		return // no directional call to score

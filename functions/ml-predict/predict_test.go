@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -42,12 +43,15 @@ type harness struct {
 	reader   *sdkmetric.ManualReader
 	version  string
 	ensemble *httptest.Server
+	rdb      *redis.Client
+	alerts   *alerts
 }
 
 type options struct {
 	provider    market.Provider
 	ensembleURL string // "" runs a real ensemble service with a promoted model
 	noModel     bool
+	alert       func(h harness) *alerts // nil: no accuracy alerts
 }
 
 // start wires ml-predict as main does: real Redis, the real market-data cache over the CSV
@@ -87,9 +91,13 @@ func start(t *testing.T, o options) harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.alert != nil {
+		h.rdb = rdb
+		h.alerts = o.alert(h)
+	}
 	h.srv = httptest.NewServer(newServer(server{
 		log: quietLog(), bars: h.cache, ensemble: inference.NewClient(url, nil, 2*time.Second),
-		tracker: h.tracker, metrics: m, history: "1y", now: time.Now,
+		tracker: h.tracker, alerts: h.alerts, metrics: m, history: "1y", now: time.Now,
 	}))
 	t.Cleanup(h.srv.Close)
 	return h

@@ -205,3 +205,30 @@ func (t *Tracker) Degraded(ctx context.Context, window int, threshold float64, m
 	}
 	return f.Scored >= int64(max(minScored, 1)) && f.Accuracy < threshold, f, nil
 }
+
+// Prevailing returns the version behind most of the latest n scored predictions (the whole
+// window when n <= 0 or n > Window()): the version a degraded rolling accuracy is mostly
+// about. Of versions with equally many outcomes, the one scored most recently wins, since
+// it is the one serving. It returns "" when nothing is scored.
+func (t *Tracker) Prevailing(ctx context.Context, n int) (string, error) {
+	if n <= 0 || n > t.window {
+		n = t.window
+	}
+	items, err := t.rdb.LRange(ctx, t.key("recent"), 0, int64(n-1)).Result()
+	if err != nil {
+		return "", fmt.Errorf("tracker: %w", err)
+	}
+	count := map[string]int{}
+	best := ""
+	for _, it := range items { // newest first: a later tie does not displace an earlier one
+		v, _, ok := strings.Cut(it, " ")
+		if !ok {
+			continue
+		}
+		count[v]++
+		if best == "" || count[v] > count[best] {
+			best = v
+		}
+	}
+	return best, nil
+}

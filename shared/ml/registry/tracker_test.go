@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,5 +80,28 @@ func TestTrackerIgnoresBarsThatDoNotReach(t *testing.T) {
 	}
 	if f, _ := tr.Version(ctx, "v1"); f.Pending != 1 {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestTrackerPrevailingVersion(t *testing.T) {
+	_, rdb, _ := newRegistry(t)
+	tr := NewTracker(rdb, store.NewKeys("ml"), 5)
+	ctx := context.Background()
+	if v, err := tr.Prevailing(ctx, 0); v != "" || err != nil {
+		t.Fatalf("nothing scored: %q %v", v, err)
+	}
+	// Outcomes oldest first: v1 v1 v1 v2 v2 v2 v3; the window of 5 keeps v1 v2 v2 v2 v3.
+	closes := []float64{100, 101, 102, 103, 104, 105, 106, 107}
+	bars := dailyBars(closes...)
+	for i, v := range []string{"v1", "v1", "v1", "v2", "v2", "v2", "v3"} {
+		tr.Record(ctx, Prediction{Symbol: "S" + strconv.Itoa(i), Version: v, BarTime: bars[i].Time, Up: true})
+		if n, err := tr.Score(ctx, "S"+strconv.Itoa(i), bars, len(bars)); n != 1 || err != nil {
+			t.Fatalf("score %d: %d %v", i, n, err)
+		}
+	}
+	for n, want := range map[int]string{0: "v2", 5: "v2", 1: "v3", 2: "v3", 3: "v2"} {
+		if v, err := tr.Prevailing(ctx, n); v != want || err != nil {
+			t.Errorf("Prevailing(%d) = %q %v, want %q", n, v, err, want)
+		}
 	}
 }
