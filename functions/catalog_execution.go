@@ -107,7 +107,7 @@ func executionFunctions() []Function {
 			},
 			KeyPrefix: "exec",
 			RedisKeys: redisKeys(redisSchedules, []string{"exec:sched-fire:*", "exec:sched-pending", redisWorkflow, redisDedup("exec"), redisJobs}),
-			Calls:     []string{"symbols-select", "data-stocks", "ml-predict", "execution-trade", "notifications-send"},
+			Calls:     []string{"symbols-select", "data-stocks", "ml-predict", "ml-batch-predict", "execution-jobs", "execution-trade", "notifications-send"},
 			// It signs its calls for the schedule's tenant, as the gateway does (optional:
 			// without it the calls carry only X-Tenant).
 			Secrets: []string{"INTERNAL_TOKEN_KEY"},

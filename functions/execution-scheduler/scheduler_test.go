@@ -106,6 +106,10 @@ func (f *fakes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = httpx.Encode(w, 200, map[string]any{"total_points": 60})
 	case "ml-predict":
 		_ = httpx.Encode(w, 200, map[string]any{"symbol": body["symbol"], "prediction": "up", "probability": 0.61, "confidence": 0.22})
+	case "ml-batch-predict":
+		_ = httpx.Encode(w, 202, map[string]any{"job_id": "job-1", "status": "queued", "status_url": "/api/v1/execution/jobs/job-1"})
+	case "execution-jobs":
+		_ = httpx.Encode(w, 200, jobs.Job{ID: "job-1", Kind: "ml.batch", Status: jobs.StatusSucceeded, Done: 2, Total: 2, Result: json.RawMessage(`{"ok":2}`)})
 	case "notifications-send":
 		_ = httpx.Encode(w, 202, map[string]any{"notification_id": "n-1", "status": "queued"})
 	case "execution-trade":
@@ -286,8 +290,9 @@ func TestRestartBetweenTicksDoesNotDoubleStart(t *testing.T) {
 	}
 }
 
-// TestCrashMidRunResumesWithoutRestart: the executor dies inside the predict step; the next
-// tick, on a new process, resumes the run at that step and starts no second run.
+// TestCrashMidRunResumesWithoutRestart: the executor dies inside the predict step, waiting
+// for its batch job; the next tick, on a new process, resumes the run at that step, waits
+// for the same job and starts no second run.
 func TestCrashMidRunResumesWithoutRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -296,7 +301,7 @@ func TestCrashMidRunResumesWithoutRestart(t *testing.T) {
 	ctx, crash := context.WithCancel(context.Background())
 	var once sync.Once
 	e.fakes.block = func(fn string, r *http.Request) {
-		if fn == "ml-predict" {
+		if fn == "execution-jobs" {
 			once.Do(func() { crash(); <-r.Context().Done() })
 		}
 	}
@@ -316,6 +321,9 @@ func TestCrashMidRunResumesWithoutRestart(t *testing.T) {
 	}
 	if n, m := e.fakes.count("symbols-select"), e.fakes.count("data-stocks"); n != 1 || m != 2 {
 		t.Errorf("select ran %d times, fetch %d calls; want 1 and 2 (not redone)", n, m)
+	}
+	if n, m := e.fakes.count("ml-batch-predict"), e.fakes.count("ml-predict"); n != 1 || m != 0 {
+		t.Errorf("batch queued %d times, ml-predict called %d times; want 1 and 0", n, m)
 	}
 }
 

@@ -105,12 +105,7 @@ func newBatchEnv(t *testing.T, f *batchFakes) *batchEnv {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := steps{c: &Caller{Client: client, Namespace: "day-trade", Timeout: 5 * time.Second}, poll: 5 * time.Millisecond}
-	wf := workflow.Workflow{Name: DailyPredict, Steps: []workflow.Step{
-		{Name: "select", Do: s.selectSymbols},
-		{Name: "fetch", Do: s.fetch},
-		{Name: "predict", Do: s.batchPredict},
-		{Name: "notify", Do: s.notify},
-	}}
+	wf := workflows(s)[DailyPredict]
 	return &batchEnv{fakes: f, runner: workflow.NewRunner(rdb, store.NewKeys("exec"), jobs.NewStore(rdb, jobs.Options{}), workflow.Options{Lease: time.Minute}), wf: wf}
 }
 
@@ -121,7 +116,7 @@ func (e *batchEnv) create(t *testing.T, id string) {
 	}
 }
 
-// TestBatchPredictIsOneCallForAllSymbols: five selected symbols are predicted by one
+// TestBatchPredictIsOneCallForAllSymbols: daily-predict's five selected symbols are predicted by one
 // ml-batch-predict job (no ml-predict call), waited for through execution-jobs, and the
 // notification reports the job.
 func TestBatchPredictIsOneCallForAllSymbols(t *testing.T) {

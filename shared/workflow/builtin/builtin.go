@@ -2,8 +2,9 @@
 // functions over HTTP:
 //
 //   - daily-predict: select symbols → fetch their bars (warming the market-data cache) →
-//     predict each → notify the tenant.
-//   - paper-trade: select symbols → predict each → buy the confident "up" calls as paper
+//     batch predict (one ml-batch-predict job for all of them, waited for) → notify the tenant.
+//   - paper-trade: select symbols → predict each (ml-predict: the trade step needs every
+//     symbol's call, which a batch job keeps in ml-batch-worker's store) → buy the confident "up" calls as paper
 //     market orders within the trade function's risk limits → notify the tenant. If a later
 //     step fails, the orders are unwound with offsetting sells.
 //
@@ -46,7 +47,7 @@ const (
 )
 
 // Calls lists the functions the built-in workflows call, for the catalog.
-var Calls = []string{fnSelect, fnStocks, fnPredict, fnTrade, fnNotify}
+var Calls = []string{fnSelect, fnStocks, fnPredict, fnBatchPredict, fnJobs, fnTrade, fnNotify}
 
 // Config is a schedule's config for a built-in workflow. Every field is optional.
 type Config struct {
@@ -138,13 +139,14 @@ func ParseConfig(name string, raw json.RawMessage) (Config, error) {
 }
 
 // Workflows returns the built-in workflows, calling functions through c.
-func Workflows(c *Caller) map[string]workflow.Workflow {
-	s := steps{c: c}
+func Workflows(c *Caller) map[string]workflow.Workflow { return workflows(steps{c: c}) }
+
+func workflows(s steps) map[string]workflow.Workflow {
 	return map[string]workflow.Workflow{
 		DailyPredict: {Name: DailyPredict, Steps: []workflow.Step{
 			{Name: "select", Do: s.selectSymbols},
 			{Name: "fetch", Do: s.fetch},
-			{Name: "predict", Do: s.predict},
+			{Name: "predict", Do: s.batchPredict},
 			{Name: "notify", Do: s.notify},
 		}},
 		PaperTrade: {Name: PaperTrade, Steps: []workflow.Step{
