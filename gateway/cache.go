@@ -127,13 +127,34 @@ func storeTTL(cr *cachedResponse, routeTTL time.Duration) time.Duration {
 	ttl := routeTTL
 	for _, d := range []string{"s-maxage", "max-age"} {
 		if v, ok := directiveValue(cc, d); ok {
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				ttl = min(ttl, time.Duration(n)*time.Second)
+			age, ok := deltaSeconds(v)
+			if !ok {
+				return 0 // invalid freshness information: stale at once (RFC 9111 §4.2.1)
 			}
+			ttl = min(ttl, age)
 			break
 		}
 	}
 	return ttl
+}
+
+// deltaSeconds parses delta-seconds (RFC 9111 §1.2.2): digits only; a value too large to
+// represent is taken as 2^31 seconds, as the RFC asks, rather than overflowing.
+func deltaSeconds(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < 1<<31 {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return time.Duration(min(n, 1<<31)) * time.Second, true
 }
 
 func (c *responseCache) write(w http.ResponseWriter, cr *cachedResponse, hit bool) {

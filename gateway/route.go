@@ -114,9 +114,9 @@ var errRedisDown = errors.New("key store unavailable")
 // authenticate reads the caller's credential: an API key in X-API-Key or Authorization:
 // Bearer (told apart from a JWT by its dt_ prefix), or a bearer JWT when JWT is configured.
 func (g *Gateway) authenticate(r *http.Request) (*auth.Principal, error) {
-	cred, isKey := credential(r.Header)
-	if cred == "" {
-		return nil, errNoCredential
+	cred, isKey, err := credential(r.Header)
+	if err != nil {
+		return nil, err
 	}
 	ctx := r.Context()
 	if isKey {
@@ -146,17 +146,55 @@ var (
 	errBadCredential = errors.New("invalid credential")
 )
 
-// credential returns the presented credential and whether it is an API key.
-func credential(h http.Header) (string, bool) {
-	if k := h.Get("X-Api-Key"); k != "" {
-		return k, true
+// credential returns the presented credential and whether it is an API key: X-API-Key, else
+// Authorization: Bearer <token68> (RFC 6750 §2.1; an API key or a JWT, both within token68).
+// No credential (empty headers count as absent; another scheme, such as Basic, is not one of
+// ours) is errNoCredential; a credential header sent twice, a Bearer without a token, or a
+// value outside token68 is errBadCredential, and nothing of it is returned.
+func credential(h http.Header) (string, bool, error) {
+	if ks := h["X-Api-Key"]; len(ks) > 1 || len(ks) == 1 && ks[0] != "" {
+		if len(ks) != 1 || !isToken68(ks[0]) {
+			return "", false, errBadCredential
+		}
+		return ks[0], true, nil
 	}
-	a := h.Get("Authorization")
-	if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
-		return "", false
+	as := h["Authorization"]
+	if len(as) == 0 {
+		return "", false, errNoCredential
 	}
-	tok := strings.TrimSpace(a[7:])
-	return tok, auth.LooksLikeAPIKey(tok)
+	if len(as) > 1 {
+		return "", false, errBadCredential
+	}
+	scheme, tok, _ := strings.Cut(strings.TrimLeft(as[0], " \t"), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", false, errNoCredential
+	}
+	tok = strings.Trim(tok, " \t")
+	if !isToken68(tok) {
+		return "", false, errBadCredential
+	}
+	return tok, auth.LooksLikeAPIKey(tok), nil
+}
+
+// isToken68 reports whether s is a token68 (RFC 9110 §11.2): 1*( ALPHA / DIGIT / "-" / "." /
+// "_" / "~" / "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
 }
 
 func writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
