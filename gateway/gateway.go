@@ -3,7 +3,8 @@
 // (plus the OTel server span, added by shared/runtime) → header and body limits (body.go)
 // and identity-header stripping → CORS and security headers → route match → authentication
 // (API key or JWT) → authorisation (roles per route; deny by default) → rate limit and
-// daily quota (Redis GCRA with a bounded local fallback) → response cache (GET) → bulkhead
+// daily and monthly quotas (Redis GCRA with a bounded local fallback; quota counters in
+// Redis) → response cache (GET) → bulkhead
 // → proxy to the function by its Knative host (or to its instances from the registry,
 // balanced and health-checked: see registry.go, balance.go, health.go), through a transport
 // with timeout, retries for idempotent calls under a budget (a retry goes to another
@@ -72,6 +73,9 @@ type Route struct {
 	OnLimiterDown FailMode
 	// DailyQuota caps a caller's requests to this route per UTC day; 0 = Config.DailyQuota.
 	DailyQuota int
+	// MonthlyQuota caps a caller's requests to this route per UTC calendar month; 0 =
+	// Config.MonthlyQuota.
+	MonthlyQuota int
 	// Timeout, when set, bounds the route below Config.UpstreamTimeout.
 	Timeout time.Duration
 	// Transform rewrites the path and edits headers on the way up and down (routes file).
@@ -108,8 +112,10 @@ type Config struct {
 	// burst 200). Replicas divides it for the local fallback limiter (default 1).
 	RateLimit Limit
 	Replicas  int
-	// DailyQuota caps a caller's requests per route per UTC day (0 = none).
-	DailyQuota int
+	// DailyQuota caps a caller's requests per route per UTC day, MonthlyQuota per UTC
+	// calendar month (0 = none). Quotas are counted apart from the rate limit (ratelimit.go).
+	DailyQuota   int
+	MonthlyQuota int
 
 	// Retries: at most RetryAttempts tries of an idempotent call (default 3), backoff from
 	// RetryBase to RetryMax, retries capped at RetryBudget of requests (default 0.2).

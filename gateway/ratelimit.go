@@ -20,7 +20,7 @@ import (
 
 // limiter applies each route's GCRA limit per caller in Redis (redis_rate: one Lua script,
 // atomic, shared by every gateway replica; busy callers lease tokens in batches, lease.go)
-// and the daily quota. When Redis cannot be asked it marks itself degraded and stops asking
+// and the daily and monthly quotas. When Redis cannot be asked it marks itself degraded and stops asking
 // on requests' behalf: each route either fails open to a local limiter of limit ÷ replicas or
 // fails closed, and every redisBackoff a background PING (started by traffic) checks whether
 // Redis is back, so that no request waits on a dead Redis and a returning one is used within
@@ -102,7 +102,7 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 	} else {
 		err = errLimiterDown
 	}
-	if err == nil && x.quota > 0 && res.allowed {
+	if err == nil && (x.quota > 0 || x.monthly > 0) && res.allowed {
 		ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
 		err = l.quota(ctx, w, r, x, p, now)
 		cancel()
@@ -148,27 +148,78 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 	return true
 }
 
-var errQuotaExceeded = &httpx.Error{Code: httpx.CodeRateLimited, Message: "daily quota exceeded"}
+var errQuotaExceeded = &httpx.Error{Code: httpx.CodeRateLimited, Message: "quota exceeded"}
 
-// quota counts the call against the caller's daily quota for the route (UTC days).
+// Quota counters live this long past their period's end (a day's 24 h, a month's 28–31 days).
+const (
+	dayQuotaTTL   = 48 * time.Hour
+	monthQuotaTTL = 62 * 24 * time.Hour
+)
+
+// quota counts the call against the caller's daily and monthly quotas for the route (UTC
+// days and calendar months), kept apart from the rate limit: the counters are their own
+// Redis keys, one round trip for both, and a call that one quota refuses is given back to
+// the other, so that only admitted calls use up a quota. The headers are X-Quota-Limit and
+// X-Quota-Remaining for the day, X-Quota-Monthly-Limit and X-Quota-Monthly-Remaining for the
+// month; a refusal is 429 with Retry-After until the period that refused resets (the later
+// one when both do).
 func (l *limiter) quota(ctx context.Context, w http.ResponseWriter, r *http.Request, x *route, p *auth.Principal, now time.Time) error {
-	day := now.UTC().Format("20060102")
-	key := Keys.Key("quota", x.id, p.ID(), day)
-	var incr *redis.IntCmd
+	now = now.UTC()
+	var (
+		dayKey, monthKey string
+		day, month       *redis.IntCmd
+	)
 	_, err := l.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		incr = pl.Incr(ctx, key)
-		pl.Expire(ctx, key, 48*time.Hour)
+		if x.quota > 0 {
+			dayKey = Keys.Key("quota", x.id, p.ID(), now.Format("20060102"))
+			day = pl.Incr(ctx, dayKey)
+			pl.Expire(ctx, dayKey, dayQuotaTTL)
+		}
+		if x.monthly > 0 {
+			monthKey = Keys.Key("quota", x.id, p.ID(), now.Format("2006-01"))
+			month = pl.Incr(ctx, monthKey)
+			pl.Expire(ctx, monthKey, monthQuotaTTL)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	used := incr.Val()
+	var dayUsed, monthUsed int64
+	if day != nil {
+		dayUsed = day.Val()
+	}
+	if month != nil {
+		monthUsed = month.Val()
+	}
+	dayOver := day != nil && dayUsed > int64(x.quota)
+	monthOver := month != nil && monthUsed > int64(x.monthly)
+	if dayOver != monthOver && (day != nil && month != nil) {
+		// Refused by one quota: give the call back to the other (best effort).
+		refund, used := dayKey, &dayUsed
+		if dayOver {
+			refund, used = monthKey, &monthUsed
+		}
+		if l.rdb.Decr(ctx, refund).Err() == nil {
+			*used--
+		}
+	}
 	h := w.Header()
-	h.Set("X-Quota-Limit", strconv.Itoa(x.quota))
-	h.Set("X-Quota-Remaining", strconv.FormatInt(max(int64(x.quota)-used, 0), 10))
-	if used > int64(x.quota) {
-		midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if day != nil {
+		h.Set("X-Quota-Limit", strconv.Itoa(x.quota))
+		h.Set("X-Quota-Remaining", strconv.FormatInt(max(int64(x.quota)-dayUsed, 0), 10))
+	}
+	if month != nil {
+		h.Set("X-Quota-Monthly-Limit", strconv.Itoa(x.monthly))
+		h.Set("X-Quota-Monthly-Remaining", strconv.FormatInt(max(int64(x.monthly)-monthUsed, 0), 10))
+	}
+	switch {
+	case monthOver:
+		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		tooManyMsg(w, r, next.Sub(now), "monthly quota of "+strconv.Itoa(x.monthly)+" requests exceeded")
+		return errQuotaExceeded
+	case dayOver:
+		midnight := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
 		tooManyMsg(w, r, midnight.Sub(now), "daily quota of "+strconv.Itoa(x.quota)+" requests exceeded")
 		return errQuotaExceeded
 	}

@@ -22,7 +22,8 @@ type route struct {
 	id       string // short, Redis-safe form of name
 	limit    Limit
 	failOpen bool
-	quota    int
+	quota    int // daily
+	monthly  int // monthly quota
 	cacheTTL time.Duration
 	up       *upstream
 	sla      *slaRoute
@@ -57,6 +58,10 @@ func (g *Gateway) newRoute(rt Route) (*route, error) {
 	x.quota = rt.DailyQuota
 	if x.quota == 0 {
 		x.quota = g.cfg.DailyQuota
+	}
+	x.monthly = rt.MonthlyQuota
+	if x.monthly == 0 {
+		x.monthly = g.cfg.MonthlyQuota
 	}
 	if rt.Method == http.MethodGet {
 		x.cacheTTL = rt.CacheTTL

@@ -35,6 +35,8 @@ import (
 //	    cache_ttl: 30s
 //	    timeout: 2s
 //	    rate_limit: {rate: 10, burst: 20, period: 1s}
+//	    daily_quota: 1000                     # per caller per UTC day
+//	    monthly_quota: 20000                  # per caller per UTC month
 //	    on_limiter_down: open                 # or closed
 //	    load_balancing: least_outstanding     # or round_robin, weighted (default)
 //	    request_headers: {set: {X-Client: web}, remove: [X-Debug]}
@@ -59,6 +61,7 @@ type FileRoute struct {
 	Timeout         *Duration    `json:"timeout,omitempty"`
 	RateLimit       *FileLimit   `json:"rate_limit,omitempty"`
 	DailyQuota      *int         `json:"daily_quota,omitempty"`
+	MonthlyQuota    *int         `json:"monthly_quota,omitempty"`
 	OnLimiterDown   *string      `json:"on_limiter_down,omitempty"` // open, closed or auto
 	RequestHeaders  *HeaderEdits `json:"request_headers,omitempty"`
 	ResponseHeaders *HeaderEdits `json:"response_headers,omitempty"`
@@ -208,6 +211,12 @@ func MergeRoutes(base []Route, f RoutesFile, known func(function string) bool) (
 				bad("daily_quota must not be negative")
 			}
 			rt.DailyQuota = *fr.DailyQuota
+		}
+		if fr.MonthlyQuota != nil {
+			if *fr.MonthlyQuota < 0 {
+				bad("monthly_quota must not be negative")
+			}
+			rt.MonthlyQuota = *fr.MonthlyQuota
 		}
 		if m := fr.OnLimiterDown; m != nil {
 			switch *m {

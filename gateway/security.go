@@ -29,7 +29,7 @@ var (
 	hCSP      = []string{"default-src 'none'; frame-ancestors 'none'"}
 	hHSTS     = []string{"max-age=63072000; includeSubDomains"}
 	hVary     = []string{"Origin"}
-	hExpose   = []string{"X-Request-Id, X-Cache, RateLimit, RateLimit-Policy, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"}
+	hExpose   = []string{"X-Request-Id, X-Cache, RateLimit, RateLimit-Policy, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Quota-Limit, X-Quota-Remaining, X-Quota-Monthly-Limit, X-Quota-Monthly-Remaining, Retry-After"}
 	hAllowHdr = []string{"Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Request-Id, traceparent, tracestate"}
 )
 

@@ -57,6 +57,7 @@ type cfg struct {
 	RatePeriod    time.Duration `envconfig:"RATE_LIMIT_PERIOD" default:"1s"`
 	Replicas      int           `envconfig:"GATEWAY_REPLICAS" default:"1"`
 	DailyQuota    int           `envconfig:"DAILY_QUOTA" default:"0"`
+	MonthlyQuota  int           `envconfig:"MONTHLY_QUOTA" default:"0"`
 	RetryAttempts int           `envconfig:"RETRY_ATTEMPTS" default:"3"`
 	RetryBudget   float64       `envconfig:"RETRY_BUDGET" default:"0.2"`
 	BreakerMin    uint32        `envconfig:"BREAKER_MIN_REQUESTS" default:"20"`
@@ -175,6 +176,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		RateLimit:       gateway.Limit{Rate: c.RateLimit, Burst: c.RateBurst, Period: c.RatePeriod},
 		Replicas:        c.Replicas,
 		DailyQuota:      c.DailyQuota,
+		MonthlyQuota:    c.MonthlyQuota,
 		RetryAttempts:   c.RetryAttempts,
 		RetryBudget:     c.RetryBudget,
 		Breaker:         resilience.BreakerSettings{MinRequests: c.BreakerMin, FailureRatio: c.BreakerRatio, OpenFor: c.BreakerOpen},
