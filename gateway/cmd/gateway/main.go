@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -113,9 +114,16 @@ func (c cfg) Validate() error {
 	return errors.Join(config.ValidateAll(c.Runtime, c.Redis), errors.Join(errs...))
 }
 
-func main() { runtime.Main[cfg]("gateway", build) }
+func main() { runtime.Main[cfg]("gateway", builder(os.Stdout)) }
 
-func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+// builder returns the gateway's build; stdout receives the development key in local mode.
+func builder(stdout io.Writer) runtime.Build[cfg] {
+	return func(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
+		return build(ctx, c, d, stdout)
+	}
+}
+
+func build(ctx context.Context, c *cfg, d runtime.Deps, stdout io.Writer) (runtime.Function, error) {
 	rdb, err := store.Open(c.Redis.URL)
 	if err != nil {
 		return runtime.Function{}, err
@@ -205,7 +213,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		go w.Run(ctx, c.RoutesPoll, hup)
 	}
 	if c.local() {
-		printDevKey(ctx, c, d, rdb, keys)
+		printDevKey(ctx, c, d, rdb, keys, stdout)
 	}
 	return runtime.Function{
 		Handler:    g,
@@ -215,9 +223,11 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	}, nil
 }
 
-// printDevKey prints the local development key and a curl line to stdout (the local platform
-// shows it prefixed "gateway | "). Never called outside local mode.
-func printDevKey(ctx context.Context, c *cfg, d runtime.Deps, rdb *redis.Client, keys *auth.KeyStore) {
+// printDevKey prints the local development key on a line starting "API key:" and a curl line
+// under it, in one write (the local platform prints these two lines of the gateway's as they
+// are, without its "gateway | " prefix: knative/local/output.go). Never called outside local
+// mode.
+func printDevKey(ctx context.Context, c *cfg, d runtime.Deps, rdb *redis.Client, keys *auth.KeyStore, stdout io.Writer) {
 	var key string
 	var err error
 	for i := 0; i < 20; i++ { // Redis may still be starting with the platform
@@ -238,6 +248,7 @@ func printDevKey(ctx context.Context, c *cfg, d runtime.Deps, rdb *redis.Client,
 		host = "127.0.0.1"
 	}
 	base := "http://" + host + ":" + strconv.Itoa(c.Port)
-	fmt.Fprintf(os.Stdout, "API key: %s  (tenant %s, roles admin,trader; local mode only)\n", key, gateway.DevKeyTenant)
-	fmt.Fprintf(os.Stdout, "  curl -H 'Authorization: Bearer %s' '%s/api/v1/data/stocks/7203.T?period=1mo&interval=1d'\n", key, base)
+	fmt.Fprintf(stdout, "API key: %s  (tenant %s, roles admin,trader; local mode only)\n"+
+		"  curl -H 'Authorization: Bearer %s' '%s/api/v1/data/stocks/7203.T?period=1mo&interval=1d'\n",
+		key, gateway.DevKeyTenant, key, base)
 }
