@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/day-trade/platform/shared/idempotency"
 	"github.com/day-trade/platform/shared/ledger"
 	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/trading"
@@ -230,5 +233,34 @@ func TestRiskRulesAndLedgerReplay(t *testing.T) {
 	s := rebuilt.Summary()
 	if !s.Equity.Equal(s.Cash.Add(s.MarketValue)) || !s.RealizedPnL.IsNegative() || len(s.Positions) != 0 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+// TestNonJSONIsUnsupported: the trade body is read by the idempotency middleware, not by
+// httpx.Decode, so the media type is checked in front of it: a non-JSON Content-Type is a 415
+// problem and nothing is priced or stored, not even the idempotency key.
+func TestNonJSONIsUnsupported(t *testing.T) {
+	f := newFixture(t, defaults())
+	for i, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml", "json;;"} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/execution/trade", strings.NewReader(marketBuy("6501.T", 100)))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set(idempotency.Header, fmt.Sprintf("ct-%d", i))
+		req.Header.Set(trading.TenantHeader, "acme")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s: %d %s %s", ct, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+		// The same key with JSON is a fresh request, not a replay of the refusal.
+		if a := post(t, f.srv.URL, "acme", fmt.Sprintf("ct-%d", i), marketBuy("6501.T", 100)); a.status != 201 {
+			t.Fatalf("after %s: %d %s", ct, a.status, a.body)
+		}
+	}
+	if n := f.quotes.Load(); n != 4 {
+		t.Fatalf("%d quotes, want 4 (one per JSON order)", n)
 	}
 }

@@ -53,7 +53,7 @@ func newServer(d deps) http.Handler {
 	r := chi.NewRouter()
 	r.NotFound(httpx.NotFoundHandler().ServeHTTP)
 	r.MethodNotAllowed(httpx.MethodNotAllowedHandler().ServeHTTP)
-	r.With(d.idem.Middleware(d.log, d.tenants.FromRequest, d.settings.MaxBody)).
+	r.With(httpx.JSONOnly(d.log), d.idem.Middleware(d.log, d.tenants.FromRequest, d.settings.MaxBody)).
 		Method(http.MethodPost, "/api/v1/execution/trade", handleTrade(d))
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -25,11 +26,8 @@ type Validator interface {
 // (DefaultMaxBody when <= 0). If v implements Validator, it is validated.
 func Decode[T any](w http.ResponseWriter, r *http.Request, maxBytes int64) (T, error) {
 	var v T
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return v, Errorf(CodeUnsupported, "content type %q is not JSON", ct)
-		}
+	if err := CheckJSON(r); err != nil {
+		return v, err
 	}
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBody
@@ -53,6 +51,35 @@ func Decode[T any](w http.ResponseWriter, r *http.Request, maxBytes int64) (T, e
 		}
 	}
 	return v, nil
+}
+
+// CheckJSON refuses a request whose Content-Type is set and is not JSON (application/json or
+// a +json type) with CodeUnsupported (415). A missing Content-Type is accepted: curl -d and
+// many clients omit it, and the body is still parsed strictly.
+func CheckJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return Errorf(CodeUnsupported, "content type %q is not JSON", ct)
+	}
+	return nil
+}
+
+// JSONOnly is middleware that answers 415 before next runs when CheckJSON refuses the
+// request; for handlers that read the body themselves instead of through Decode.
+func JSONOnly(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := CheckJSON(r); err != nil {
+				WriteError(w, r, log, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func decodeError(err error, limit int64) error {
