@@ -258,12 +258,21 @@ func useCommands(cmds ...[]any) use {
 
 func cmd(args ...any) []any { return args }
 
+// useAlert is shared/ml/alert's per-period claim (ml-predict and ml-batch-worker).
+var useAlert = useCommands(
+	cmd("set", "ml:alert:accuracy:2026-01-05", "publishing", "nx", "ex", 60),
+	cmd("get", "ml:alert:accuracy:2026-01-05"),
+	cmd("set", "ml:alert:accuracy:2026-01-05", "published", "ex", 60),
+	cmd("del", "ml:alert:accuracy:2026-01-05"),
+)
+
 // uses is what each catalog entry does in Redis. A catalog entry missing here fails the test:
 // its ACL user must be proven against its code.
 var uses = map[string][]use{
 	"gateway": {useAPIKeys, useRateLimit, useCommands(
 		cmd("set", "gw:cache:route:t1:abc", "x", "ex", 60), // gateway/cache.go
 		cmd("incr", "gw:quota:route:caller:2026-01-05"),    // gateway/ratelimit.go
+		cmd("decr", "gw:quota:route:caller:2026-01"),       // gateway/ratelimit.go: give-back between quotas
 		cmd("get", "gw:devkey"),                            // gateway/devkey.go
 	)},
 	"data-stocks":       {useMarketCache("data")},
@@ -287,11 +296,10 @@ var uses = map[string][]use{
 	"execution-fills":  {useLedger, useReceiver("exec"), useMarketCache("exec")},
 	"execution-trade":  {useLedger, useIdempotency, useMarketCache("exec")},
 	"ml-batch-predict": {useJobs},
-	"ml-batch-worker": {useReceiver("ml"), useBatchResults("ml"), useTracker, useJobs, useMarketCache("data"), useCommands(
-		cmd("set", "ml:alert:accuracy:2026-01-05", "1", "nx", "ex", 60), // functions/ml-batch-worker/alert.go
-	)},
+	"ml-batch-worker":  {useReceiver("ml"), useBatchResults("ml"), useTracker, useJobs, useMarketCache("data"), useAlert},
+
 	"ml-models":                {useRegistry, useTracker},
-	"ml-predict":               {useTracker, useMarketCache("data")},
+	"ml-predict":               {useTracker, useMarketCache("data"), useAlert},
 	"ml-train":                 {useRegistry, useReceiver("ml")},
 	"notifications-send":       {useNotify(true)},
 	"notifications-dispatcher": {useNotify(true), useReceiver("notif")},
