@@ -214,19 +214,26 @@ func (r *Receiver) receive(ctx context.Context, e cloudevents.Event) protocol.Re
 
 	key := r.dedupKey(e)
 	token := markProcessing + " " + uuid.NewString()
-	acquired, err := r.redis(ctx, func(ctx context.Context) (bool, error) {
-		return r.rdb.SetNX(ctx, key, token, r.opts.Lease).Result()
-	})
-	if err != nil {
-		log.ErrorContext(ctx, "dedup store unavailable; refusing to process without dedup", "err", err)
-		return cehttp.NewResult(http.StatusServiceUnavailable, "dedup store unavailable")
-	}
-	if !acquired {
-		return r.duplicate(ctx, log, key)
+	// A mark can expire between a refused SET NX and the GET that reads it (another attempt's
+	// lease ran out just then): claim again rather than send the Broker a needless retry.
+	for attempt := 0; ; attempt++ {
+		acquired, err := r.redis(ctx, func(ctx context.Context) (bool, error) {
+			return r.rdb.SetNX(ctx, key, token, r.opts.Lease).Result()
+		})
+		if err != nil {
+			log.ErrorContext(ctx, "dedup store unavailable; refusing to process without dedup", "err", err)
+			return cehttp.NewResult(http.StatusServiceUnavailable, "dedup store unavailable")
+		}
+		if acquired {
+			break
+		}
+		if res, vanished := r.duplicate(ctx, log, key); !vanished || attempt == 2 {
+			return res
+		}
 	}
 
 	ctx, end := r.startSpan(ctx, e)
-	err = r.run(ctx, fn, e)
+	err := r.run(ctx, fn, e)
 	end(err)
 
 	if err == nil {
@@ -263,8 +270,9 @@ func (r *Receiver) receive(ctx context.Context, e cloudevents.Event) protocol.Re
 	return cehttp.NewResult(status, "%s", herr.Message)
 }
 
-// duplicate answers a delivery whose (source, id) already has a mark.
-func (r *Receiver) duplicate(ctx context.Context, log *slog.Logger, key string) protocol.Result {
+// duplicate answers a delivery whose (source, id) already has a mark; vanished says the mark
+// expired before it could be read, so the caller may claim the event again.
+func (r *Receiver) duplicate(ctx context.Context, log *slog.Logger, key string) (res protocol.Result, vanished bool) {
 	var mark string
 	_, err := r.redis(ctx, func(ctx context.Context) (bool, error) {
 		var err error
@@ -276,13 +284,13 @@ func (r *Receiver) duplicate(ctx context.Context, log *slog.Logger, key string) 
 	})
 	if err != nil {
 		log.ErrorContext(ctx, "dedup store unavailable", "err", err)
-		return cehttp.NewResult(http.StatusServiceUnavailable, "dedup store unavailable")
+		return cehttp.NewResult(http.StatusServiceUnavailable, "dedup store unavailable"), false
 	}
 	state, rest, _ := strings.Cut(mark, " ")
 	switch state {
 	case markDone:
 		log.InfoContext(ctx, "duplicate of a processed event; acknowledged without redoing")
-		return cehttp.NewResult(http.StatusOK, "duplicate")
+		return cehttp.NewResult(http.StatusOK, "duplicate"), false
 	case markFailed:
 		code, msg, _ := strings.Cut(rest, " ")
 		status, err := strconv.Atoi(code)
@@ -290,13 +298,14 @@ func (r *Receiver) duplicate(ctx context.Context, log *slog.Logger, key string) 
 			status = http.StatusUnprocessableEntity
 		}
 		log.InfoContext(ctx, "duplicate of a poison event", "status", status)
-		return cehttp.NewResult(status, "%s", msg)
+		return cehttp.NewResult(status, "%s", msg), false
 	case markProcessing:
 		log.InfoContext(ctx, "duplicate while another attempt holds the lease")
-		return cehttp.NewResult(http.StatusTooManyRequests, "event is being processed; retry later")
+		return cehttp.NewResult(http.StatusTooManyRequests, "event is being processed; retry later"), false
 	default:
-		// The mark vanished between SET NX and GET (lease expired): just retry.
-		return cehttp.NewResult(http.StatusServiceUnavailable, "retry")
+		// The mark vanished between SET NX and GET (its lease expired); after a few such
+		// races in a row the sender retries later.
+		return cehttp.NewResult(http.StatusServiceUnavailable, "retry"), true
 	}
 }
 
