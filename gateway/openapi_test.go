@@ -83,6 +83,50 @@ func TestOpenAPIDocumentIsValidAndCoversEveryRoute(t *testing.T) {
 	}
 }
 
+// Every operation's success answer has a real schema, not the free-form Object, and the fixed
+// Go structs are closed (additionalProperties: false), so a renamed field breaks the contract.
+func TestEveryOperationHasARealSchema(t *testing.T) {
+	t.Parallel()
+	routes := catalogRoutes()
+	b, err := gateway.OpenAPIDocument(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadOpenAPI(t, b)
+	for _, op := range gateway.OpenAPIOperations(routes) {
+		o := doc.Paths.Find(op.Path).GetOperation(op.Method)
+		var got []string
+		for code, r := range o.Responses.Map() {
+			if code == "default" || code[0] != '2' {
+				continue
+			}
+			for _, mt := range r.Value.Content {
+				got = append(got, mt.Schema.Ref)
+			}
+		}
+		if len(got) != 1 || got[0] == "" || strings.HasSuffix(got[0], "/Object") {
+			t.Errorf("%s %s: success schema %v, want one named, real schema", op.Method, op.Path, got)
+		}
+	}
+	c := newContract(t, b)
+	req, _ := http.NewRequest("GET", "http://gateway/api/v1/execution/jobs/j1", nil)
+	hdr := http.Header{"Content-Type": {"application/json"}}
+	job := `{"id":"j1","kind":"ml.batch","tenant":"t","status":"queued","done":0,"total":3,"created_at":"2025-01-07T00:00:00Z","version":1}`
+	if err := c.check(req, 200, hdr, []byte(job)); err != nil {
+		t.Fatalf("a job breaks the contract: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"renamed field": strings.Replace(job, `"done"`, `"completed"`, 1),
+		"missing field": strings.Replace(job, `"version":1`, `"versions":1`, 1),
+		"wrong type":    strings.Replace(job, `"total":3`, `"total":"3"`, 1),
+		"unknown enum":  strings.Replace(job, `"queued"`, `"waiting"`, 1),
+	} {
+		if err := c.check(req, 200, hdr, []byte(bad)); err == nil {
+			t.Errorf("a job with a %s passed: %s", name, bad)
+		}
+	}
+}
+
 func TestOpenAPIServedWithoutCredentials(t *testing.T) {
 	t.Parallel()
 	dial := upstream(t, func(w http.ResponseWriter, r *http.Request) { t.Errorf("upstream called: %s", r.URL) })

@@ -32,11 +32,15 @@ type Operation struct {
 
 // Body names the component schemas of one operation's request and success answer.
 type Body struct {
-	Summary  string
-	Request  string // component schema of the JSON request body ("" = none)
-	Status   int    // success status (default 200)
-	Response string // component schema of the success answer ("" = Object)
-	Query    []Param
+	Summary string
+	Request string // component schema of the JSON request body ("" = none)
+	// RequestOptional marks a request body that may be left out.
+	RequestOptional bool
+	Status          int    // success status (default 200)
+	Response        string // component schema of the success answer (required: see TestEveryOperationHasARealSchema)
+	// ContentType of the success answer (default application/json).
+	ContentType string
+	Query       []Param
 }
 
 // Param is a query parameter.
@@ -46,28 +50,67 @@ type Param struct {
 	Default           string
 }
 
-// Bodies describes the main operations' bodies, keyed "METHOD /path".
+var (
+	periods   = []string{"1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"}
+	intervals = []string{"1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo"}
+)
+
+// Bodies describes every operation's bodies, keyed "METHOD /path".
 var Bodies = map[string]Body{
 	"GET /api/v1/data/stocks/{symbol}": {Summary: "OHLCV bars of a symbol", Response: "StocksResponse",
 		Query: []Param{
-			{Name: "period", Description: "how far back", Default: "1mo", Enum: []string{"1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"}},
-			{Name: "interval", Description: "bar length", Default: "1d", Enum: []string{"1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo"}},
+			{Name: "period", Description: "how far back", Default: "1mo", Enum: periods},
+			{Name: "interval", Description: "bar length", Default: "1d", Enum: intervals},
 			{Name: "indicators", Description: "comma-separated indicator names to add to each point (e.g. rsi14,sma20)"},
 		}},
-	"POST /api/v1/ml/predict":                            {Summary: "Direction forecast for a symbol's next bar", Request: "PredictRequest", Response: "PredictResponse"},
-	"POST /api/v1/execution/trade":                       {Summary: "Place a paper order", Request: "OrderRequest", Status: http.StatusCreated, Response: "Order"},
-	"GET /api/v1/overview/{symbol}":                      {Summary: "Market data, prediction and score of a symbol in one call", Response: "Overview"},
-	"GET /api/v1/openapi.json":                           {Summary: "This document"},
-	"POST /api/v1/gateway/keys":                          {Summary: "Create an API key (the secret is shown once)", Request: "Object", Status: http.StatusCreated},
-	"GET /api/v1/gateway/keys":                           {Summary: "List the tenant's API keys"},
-	"DELETE /api/v1/gateway/keys/{id}":                   {Summary: "Revoke an API key"},
-	"POST /api/v1/gateway/keys/{id}/rotate":              {Summary: "Rotate an API key", Status: http.StatusCreated},
-	"GET /api/v1/gateway/sla":                            {Summary: "Per-route availability and latency over the rolling window"},
-	"GET /api/v1/gateway/upstreams":                      {Summary: "Every upstream with the instances this gateway routes to, their health and balancing policy"},
-	"GET /api/v1/gateway/upstreams/{upstream}/instances": {Summary: "An upstream's registered instances (from the registry) and their state here"},
+	"POST /api/v1/data/batch-fetch": {Summary: "Warm the market-data cache for up to 50 symbols in the background",
+		Request: "BatchFetchRequest", Status: http.StatusAccepted, Response: "BatchAccepted"},
+	"GET /api/v1/data/cache": {Summary: "Market-data cache statistics", Response: "CacheStats"},
+	"DELETE /api/v1/data/cache": {Summary: "Clear market-data cache entries", Response: "CacheCleared",
+		Query: []Param{{Name: "pattern", Description: "glob over cached entries", Default: "*"}}},
+	"GET /api/v1/events/dead-letters": {Summary: "Events whose delivery retries ran out, most recent first", Response: "DeadLetterList",
+		Query: []Param{{Name: "limit", Description: "at most this many (1..500)", Default: "50"}}},
+	"POST /api/v1/events/dead-letters/{id}/replay": {Summary: "Send a dead-lettered event back to the Broker, unchanged",
+		Status: http.StatusAccepted, Response: "DeadLetterReplayed"},
+	"GET /api/v1/execution/jobs/{job_id}":        {Summary: "A job's status, progress and result summary", Response: "Job"},
+	"GET /api/v1/execution/jobs/{job_id}/events": {Summary: "A job's changes as Server-Sent Events, until it ends", Response: "JobEvents", ContentType: "text/event-stream"},
+	"GET /api/v1/execution/orders": {Summary: "The tenant's paper orders", Response: "OrdersResponse",
+		Query: []Param{
+			{Name: "status", Description: "only orders in this status", Enum: []string{"open", "filled", "rejected", "expired", "cancelled"}},
+			{Name: "limit", Description: "at most this many (1..1000)", Default: "100"},
+		}},
+	"GET /api/v1/execution/positions":        {Summary: "The paper account: cash, positions and P&L", Response: "PositionsResponse"},
+	"POST /api/v1/execution/schedule":        {Summary: "Run a workflow on a schedule", Request: "ScheduleRequest", Status: http.StatusCreated, Response: "ScheduleCreated"},
+	"GET /api/v1/execution/schedule":         {Summary: "The tenant's schedules", Response: "ScheduleList"},
+	"DELETE /api/v1/execution/schedule/{id}": {Summary: "Cancel a schedule (and its first run, if it has not started)", Response: "Schedule"},
+	"POST /api/v1/execution/trade":           {Summary: "Place a paper order", Request: "OrderRequest", Status: http.StatusCreated, Response: "Order"},
+	"POST /api/v1/ml/batch-predict": {Summary: "Predict up to 100 symbols in the background",
+		Request: "BatchPredictRequest", Status: http.StatusAccepted, Response: "BatchAccepted"},
+	"GET /api/v1/ml/models":           {Summary: "Registered model versions, their evaluation and realised accuracy", Response: "ModelsResponse"},
+	"POST /api/v1/ml/predict":         {Summary: "Direction forecast for a symbol's next bar", Request: "PredictRequest", Response: "PredictResponse"},
+	"POST /api/v1/notifications/send": {Summary: "Send a notification over one or more channels", Request: "NotificationRequest", Status: http.StatusAccepted, Response: "NotificationAccepted"},
+	"GET /api/v1/notifications/{id}":  {Summary: "A notification's delivery status per channel", Response: "NotificationStatus"},
+	"GET /api/v1/symbols/recommend": {Summary: "Top symbols by selection score that the ensemble predicts up", Response: "RecommendResponse",
+		Query: []Param{
+			{Name: "count", Description: "how many recommendations at most"},
+			{Name: "criteria", Description: "a selection preset", Default: "day_trading"},
+			{Name: "lookback", Description: "market-data window of the selection score", Default: "3mo", Enum: []string{"1mo", "3mo", "6mo", "1y"}},
+		}},
+	"POST /api/v1/symbols/screen":      {Summary: "Filter and sort the universe, a page at a time", Request: "ScreenRequest", Response: "ScreenResponse"},
+	"POST /api/v1/symbols/select":      {Summary: "Score the universe and pick the top symbols", Request: "SelectRequest", Response: "SelectResponse"},
+	"GET /api/v1/overview/{symbol}":    {Summary: "Market data, prediction and score of a symbol in one call", Response: "Overview"},
+	"GET /api/v1/openapi.json":         {Summary: "This document", Response: "OpenAPIDocument"},
+	"POST /api/v1/gateway/keys":        {Summary: "Create an API key (the secret is shown once)", Request: "KeyRequest", Status: http.StatusCreated, Response: "KeyCreated"},
+	"GET /api/v1/gateway/keys":         {Summary: "List the tenant's API keys", Response: "KeyList"},
+	"DELETE /api/v1/gateway/keys/{id}": {Summary: "Revoke an API key", Response: "KeyRecord"},
+	"POST /api/v1/gateway/keys/{id}/rotate": {Summary: "Rotate an API key", Request: "RotateRequest", RequestOptional: true,
+		Status: http.StatusCreated, Response: "KeyCreated"},
+	"GET /api/v1/gateway/sla":                            {Summary: "Per-route availability and latency over the rolling window", Response: "SLA"},
+	"GET /api/v1/gateway/upstreams":                      {Summary: "Every upstream with the instances this gateway routes to, their health and balancing policy", Response: "UpstreamList"},
+	"GET /api/v1/gateway/upstreams/{upstream}/instances": {Summary: "An upstream's registered instances (from the registry) and their state here", Response: "InstanceList"},
 	"POST /api/v1/gateway/upstreams/{upstream}/instances": {Summary: "Register (or renew) an instance of an upstream, with a weight and a TTL; the URL must match the allowed hosts",
-		Request: "Object", Status: http.StatusCreated},
-	"DELETE /api/v1/gateway/upstreams/{upstream}/instances/{id}": {Summary: "Deregister an instance"},
+		Request: "InstanceRequest", Status: http.StatusCreated, Response: "RegisteredInstance"},
+	"DELETE /api/v1/gateway/upstreams/{upstream}/instances/{id}": {Summary: "Deregister an instance", Response: "Deregistered"},
 }
 
 // Info heads the document.
@@ -164,7 +207,7 @@ func operation(op Operation, path string, params []string) map[string]any {
 		o["parameters"] = ps
 	}
 	if b.Request != "" {
-		o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+		o["requestBody"] = map[string]any{"required": !b.RequestOptional, "content": map[string]any{
 			"application/json": map[string]any{"schema": ref(b.Request)}}}
 	} else if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
 		o["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": ref("Object")}}}
@@ -175,7 +218,7 @@ func operation(op Operation, path string, params []string) map[string]any {
 	}
 	respSchema := ref(orDefault(b.Response, "Object"))
 	responses := map[string]any{
-		fmt.Sprint(status): map[string]any{"description": http.StatusText(status), "content": map[string]any{"application/json": map[string]any{"schema": respSchema}}},
+		fmt.Sprint(status): map[string]any{"description": http.StatusText(status), "content": map[string]any{orDefault(b.ContentType, "application/json"): map[string]any{"schema": respSchema}}},
 		"default":          problem("An error, as RFC 9457 problem details (400, 404, 405, 413, 415, 422, 502, 503, 504, ...)."),
 	}
 	if op.Public {
