@@ -32,12 +32,17 @@ func executionFunctions() []Function {
 		{
 			Name:        "execution-positions",
 			Kind:        KindFunction,
-			Description: "The paper account: cash, positions and P&L projected from the order ledger",
+			Description: "The paper account: cash, positions and P&L projected from the order ledger, marked to market at read time",
 			Routes:      []Route{{Method: "GET", Path: "/api/v1/execution/positions", Roles: readers, Idempotent: true}},
 			Scaling:     defaultScaling,
 			Timeout:     10 * time.Second,
-			KeyPrefix:   "exec",
-			RedisKeys:   []string{redisLedger},
+			// Marks come from the provider execution-trade prices orders with, through the
+			// same "exec" market cache; a symbol not quoted within MARK_TIMEOUT (default 2s)
+			// is shown at its last fill price.
+			Env:       map[string]string{"DATA_PROVIDER": "synthetic"},
+			Secrets:   []string{"JQUANTS_API_KEY"},
+			KeyPrefix: "exec",
+			RedisKeys: redisKeys([]string{redisLedger}, redisMarketCache("exec")),
 		},
 		{
 			Name:        "execution-orders",

@@ -1,8 +1,9 @@
 // Command execution-trade serves POST /api/v1/execution/trade: paper orders (market and
 // limit, in lots of 100, on the TSE tick grid and inside the daily price band) checked
-// against the account's risk limits, filled against market-data bars, recorded in the
-// tenant's event-sourced ledger and published as com.daytrade.execution.order.filled. Every
-// request needs an Idempotency-Key; a retry never places a second order.
+// against the account's risk limits with every open position marked to market, filled
+// against market-data bars, recorded in the tenant's event-sourced ledger and published as
+// com.daytrade.execution.order.filled. Every request needs an Idempotency-Key; a retry
+// never places a second order.
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/day-trade/platform/shared/store"
 	"github.com/day-trade/platform/shared/symbols"
 	"github.com/day-trade/platform/shared/trading"
+	"github.com/day-trade/platform/shared/trading/quotes"
 )
 
 type cfg struct {
@@ -43,6 +45,9 @@ type Paper struct {
 	InitialCash decimal.Decimal `envconfig:"PAPER_INITIAL_CASH" default:"10000000"`
 	// Config (costs and limits) is shared with execution-fills, which fills resting orders.
 	trading.Config
+	// MarkTimeout bounds the quotes that mark the account's other positions for the risk
+	// checks; a position not quoted in time is valued at its last fill price.
+	MarkTimeout time.Duration `envconfig:"MARK_TIMEOUT" default:"2s"`
 	// LockTTL is the function's timeout (30s in the catalog) plus a margin.
 	LockTTL   time.Duration `envconfig:"IDEMPOTENCY_LOCK_TTL" default:"40s"`
 	ResultTTL time.Duration `envconfig:"IDEMPOTENCY_RESULT_TTL" default:"24h"`
@@ -53,6 +58,9 @@ func (p Paper) Validate() error {
 	errs := []error{p.Config.Validate()}
 	if !p.InitialCash.IsPositive() {
 		errs = append(errs, errors.New("PAPER_INITIAL_CASH must be positive"))
+	}
+	if p.MarkTimeout <= 0 {
+		errs = append(errs, errors.New("MARK_TIMEOUT must be positive"))
 	}
 	if p.LockTTL <= 0 || p.ResultTTL < p.LockTTL {
 		errs = append(errs, errors.New("want 0 < IDEMPOTENCY_LOCK_TTL <= IDEMPOTENCY_RESULT_TTL"))
@@ -113,13 +121,14 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		log:    d.Log,
 		ledger: led,
 		idem:   idempotency.NewStore(rdb, keys, idempotency.Options{LockTTL: c.LockTTL, ResultTTL: c.ResultTTL}),
-		quotes: barQuotes{cache: marketcache.New(rdb, keys, provider, c.Provider), now: time.Now},
+		quotes: quotes.Bars{Cache: marketcache.New(rdb, keys, provider, c.Provider), Now: time.Now},
 		settings: Settings{
 			InitialCash: c.InitialCash,
 			Limits:      c.Limits(),
 			Costs:       c.Costs(),
 			Universe:    universe,
 			MaxBody:     c.MaxBodyBytes,
+			MarkTimeout: c.MarkTimeout,
 		},
 		now:   time.Now,
 		relay: ledger.Relay{Ledger: led, Pub: pub, Log: d.Log},

@@ -230,7 +230,7 @@ func TestRiskRulesAndLedgerReplay(t *testing.T) {
 	if rejected != 5 || len(rebuilt.Orders) != 9 {
 		t.Fatalf("%d orders, %d rejected: %s", len(rebuilt.Orders), rejected, strings.Join(rebuilt.OrderIDs, ","))
 	}
-	s := rebuilt.Summary()
+	s := rebuilt.Summary(inSession, nil)
 	if !s.Equity.Equal(s.Cash.Add(s.MarketValue)) || !s.RealizedPnL.IsNegative() || len(s.Positions) != 0 {
 		t.Fatalf("summary %+v", s)
 	}

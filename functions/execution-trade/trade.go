@@ -17,11 +17,6 @@ import (
 	"github.com/day-trade/platform/shared/trading"
 )
 
-// Quoter prices a symbol now.
-type Quoter interface {
-	Quote(ctx context.Context, symbol string) (trading.Quote, error)
-}
-
 // Settings are the paper account's rules.
 type Settings struct {
 	InitialCash decimal.Decimal
@@ -29,6 +24,10 @@ type Settings struct {
 	Costs       trading.Costs
 	Universe    trading.Universe
 	MaxBody     int64
+	// MarkTimeout bounds the quotes that mark the account's other positions for the risk
+	// checks (within the request's own deadline); a symbol not quoted by then is valued at
+	// its last fill.
+	MarkTimeout time.Duration
 }
 
 // deps is everything the handler needs; fields after now are optional.
@@ -37,7 +36,7 @@ type deps struct {
 	tenants  trading.Tenants // the zero value trusts verified tokens alone
 	ledger   *ledger.Ledger
 	idem     *idempotency.Store
-	quotes   Quoter
+	quotes   trading.Quoter
 	settings Settings
 	now      func() time.Time
 	// relay publishes a fill straight after its append; what it cannot publish stays in the
@@ -89,6 +88,7 @@ func (d deps) place(ctx context.Context, ir idempotency.Request) (*ledger.OrderV
 	if err != nil {
 		return nil, err
 	}
+	marks := &markQuotes{got: map[string]trading.Quote{}, failed: map[string]error{}}
 	for range maxAttempts {
 		p, err := d.ledger.Project(ctx, tenant)
 		if err != nil {
@@ -97,7 +97,7 @@ func (d deps) place(ctx context.Context, ir idempotency.Request) (*ledger.OrderV
 		if v, ok := p.Orders[id]; ok {
 			return recorded(p, id, v, ir.Fingerprint)
 		}
-		evs, rej, err := d.decide(ctx, p, id, req, ir.Fingerprint)
+		evs, rej, err := d.decide(ctx, p, id, req, ir.Fingerprint, marks)
 		if err != nil {
 			return nil, err
 		}
@@ -149,11 +149,51 @@ func recorded(p *ledger.Projection, id string, v *ledger.OrderView, fingerprint 
 	return v, nil
 }
 
+// markQuotes are one request's quotes for the account's other symbols: a decision retried
+// because another order moved the account reuses them rather than waiting on the provider
+// again.
+type markQuotes struct {
+	got    map[string]trading.Quote
+	failed map[string]error
+}
+
+// markBook is the account as the risk checks read it: every open position marked to market
+// (the order's own symbol at q, the others quoted within MarkTimeout, falling back to their
+// last fill price with a log line), and the day's P&L marked to market.
+func (d deps) markBook(ctx context.Context, p *ledger.Projection, now time.Time, q trading.Quote, mq *markQuotes) trading.Book {
+	var missing []string
+	for _, s := range p.MarkSymbols(now) {
+		_, got := mq.got[s]
+		_, failed := mq.failed[s]
+		if s != q.Symbol && !got && !failed {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		mctx, cancel := context.WithTimeout(ctx, d.settings.MarkTimeout)
+		got, failed := trading.QuoteAll(mctx, d.quotes, missing)
+		cancel()
+		for s, qt := range got {
+			mq.got[s] = qt
+		}
+		for s, err := range failed {
+			mq.failed[s] = err
+			d.log.WarnContext(ctx, "no quote to mark a position for the risk checks; valued at its last fill price", "symbol", s, "err", err)
+		}
+	}
+	quotes := make(map[string]trading.Quote, len(mq.got)+1)
+	for s, qt := range mq.got {
+		quotes[s] = qt
+	}
+	quotes[q.Symbol] = q
+	return p.MarkedBook(now, quotes)
+}
+
 // decide checks the order against the market and the account and returns the events that
 // record it: a rejection by a risk rule is recorded (and returned as rej); an order the
 // market refuses (closed, beyond the price band, unknown symbol) is not, and comes back as
 // err.
-func (d deps) decide(ctx context.Context, p *ledger.Projection, id string, req trading.OrderRequest, fingerprint string) (evs []ledger.Event, rej *trading.Rejection, err error) {
+func (d deps) decide(ctx context.Context, p *ledger.Projection, id string, req trading.OrderRequest, fingerprint string, marks *markQuotes) (evs []ledger.Event, rej *trading.Rejection, err error) {
 	now := d.now()
 	at := now.UTC()
 	order := trading.Order{ID: id, Symbol: req.Symbol, Side: req.Side, Type: req.Type, Quantity: req.Quantity, LimitPrice: req.LimitPrice}
@@ -180,7 +220,8 @@ func (d deps) decide(ctx context.Context, p *ledger.Projection, id string, req t
 	est := trading.EstimatePrice(order, q, topix, d.settings.Costs)
 	fee := est.Mul(decimal.NewFromInt(order.Quantity)).Mul(d.settings.Costs.FeeBps).Div(decimal.NewFromInt(10_000)).Ceil()
 
-	book := p.Book(now)
+	q.Symbol = order.Symbol
+	book := d.markBook(ctx, p, now, q, marks)
 	if p.Events == 0 {
 		amt := d.settings.InitialCash
 		book.Cash = amt

@@ -33,6 +33,7 @@ import (
 	"github.com/day-trade/platform/shared/store"
 	"github.com/day-trade/platform/shared/symbols"
 	"github.com/day-trade/platform/shared/trading"
+	"github.com/day-trade/platform/shared/trading/quotes"
 )
 
 // inSession is a Friday morning with the TSE open; lunch is the same day's midday break.
@@ -48,6 +49,9 @@ type options struct {
 	provider market.Provider
 	hook     func(string)
 	pub      ledger.Publisher
+	// quoter replaces the bar quotes over provider (a deterministic quote board).
+	quoter trading.Quoter
+	log    *slog.Logger
 }
 
 func defaults() options {
@@ -64,7 +68,7 @@ func defaults() options {
 // countingQuoter counts quote requests: a request that reaches it has got past the
 // idempotency gate.
 type countingQuoter struct {
-	Quoter
+	trading.Quoter
 	n *atomic.Int64
 }
 
@@ -95,17 +99,26 @@ func buildDeps(t testing.TB, redisURL string, o options) deps {
 	}
 	keys := store.NewKeys("exec")
 	led := ledger.New(rdb, keys)
+	var q trading.Quoter = quotes.Bars{Cache: marketcache.New(rdb, keys, p, "test"), Now: now}
+	if o.quoter != nil {
+		q = o.quoter
+	}
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return deps{
-		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log:    log,
 		ledger: led,
 		relay:  ledger.Relay{Ledger: led, Pub: o.pub},
 		idem:   idempotency.NewStore(rdb, keys, idempotency.Options{LockTTL: o.lockTTL}),
-		quotes: barQuotes{cache: marketcache.New(rdb, keys, p, "test"), now: now},
+		quotes: q,
 		settings: Settings{
 			InitialCash: decimal.NewFromInt(10_000_000),
 			Limits:      o.limits,
 			Costs:       trading.Costs{SlippageBps: decimal.NewFromInt(5), FeeBps: decimal.NewFromInt(10)},
 			Universe:    symbols.Starter(),
+			MarkTimeout: 2 * time.Second,
 		},
 		now:         now,
 		afterAppend: o.hook,

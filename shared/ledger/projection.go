@@ -47,11 +47,14 @@ type Position struct {
 	Quantity int64           `json:"quantity"`
 	AvgCost  decimal.Decimal `json:"average_cost"`
 	// Mark is the last fill price in the symbol: what the ledger knows without market data.
+	// Valuations mark positions to market at read time instead (Summary, MarkedBook); the
+	// projection itself never holds a market price.
 	Mark        decimal.Decimal `json:"mark"`
 	RealizedPnL decimal.Decimal `json:"realized_pnl"`
 }
 
-// Day is one JST trading date's realised results.
+// Day is one JST calendar date's realised results (the day's marked P&L adds the
+// change in unrealised P&L at read time: see value).
 type Day struct {
 	RealizedPnL decimal.Decimal `json:"realized_pnl"`
 	Fees        decimal.Decimal `json:"fees"`
@@ -215,29 +218,13 @@ func (p *Projection) applyFill(o *OrderView, f *trading.Fill, at time.Time) {
 	}
 }
 
-// Book is the projection as the risk checks read it at instant now.
-func (p *Projection) Book(now time.Time) trading.Book {
-	b := trading.Book{Cash: p.Cash, Holdings: map[string]trading.Holding{}}
-	for sym, pos := range p.Positions {
-		if pos.Quantity > 0 {
-			b.Holdings[sym] = trading.Holding{Quantity: pos.Quantity, Mark: pos.Mark}
-		}
-	}
-	for _, o := range p.Orders {
-		if o.Open(now) {
-			b.OpenOrders++
-		}
-	}
-	if d := p.Days[dayKey(now)]; d != nil {
-		b.DayPnL = d.RealizedPnL.Sub(d.Fees)
-	}
-	return b
-}
-
-// Summary is the account overview served by GET /api/v1/execution/positions.
+// Summary is the account overview served by GET /api/v1/execution/positions: the
+// projection valued at an instant, each open position at its mark.
 type Summary struct {
-	Cash          decimal.Decimal `json:"cash"`
-	Deposited     decimal.Decimal `json:"deposited"`
+	Cash      decimal.Decimal `json:"cash"`
+	Deposited decimal.Decimal `json:"deposited"`
+	// MarketValue is the open positions at their marks: the account's gross exposure (it
+	// holds no shorts).
 	MarketValue   decimal.Decimal `json:"market_value"`
 	Equity        decimal.Decimal `json:"equity"`
 	RealizedPnL   decimal.Decimal `json:"realized_pnl"`
@@ -245,25 +232,38 @@ type Summary struct {
 	Fees          decimal.Decimal `json:"fees"`
 	// NetPnL is equity − deposited: realised + unrealised − fees, up to the rounding of
 	// average costs.
-	NetPnL    decimal.Decimal `json:"net_pnl"`
-	Positions []PositionView  `json:"positions"`
-	// AsOf is the last ledger event folded in.
-	AsOf   string `json:"as_of"`
-	Events int64  `json:"events"`
+	NetPnL decimal.Decimal `json:"net_pnl"`
+	// DayPnL is the JST day's P&L marked to market, as the daily loss limit reads it.
+	DayPnL decimal.Decimal `json:"day_pnl"`
+	// ExposurePct is MarketValue in percent of equity, as RISK_MAX_EXPOSURE_PCT reads it;
+	// absent when equity is not positive.
+	ExposurePct *decimal.Decimal `json:"exposure_pct,omitempty"`
+	Positions   []PositionView   `json:"positions"`
+	// AsOf is the last ledger event folded in; ValuedAt the instant the marks are for.
+	AsOf     string    `json:"as_of"`
+	ValuedAt time.Time `json:"valued_at"`
+	Events   int64     `json:"events"`
 }
 
-// PositionView is a position with its value and unrealised P&L at its mark.
+// PositionView is a position with its value and unrealised P&L at its mark. Its Mark is
+// the price it is valued at: the market's (MarkSource "market", traded at MarkAsOf) or,
+// with no quote, the last fill's (MarkSource "last_fill", MarkAsOf the fill's time).
 type PositionView struct {
 	Position
+	MarkSource    string          `json:"mark_source"`
+	MarkAsOf      time.Time       `json:"mark_as_of"`
+	LastFillPrice decimal.Decimal `json:"last_fill_price"`
 	MarketValue   decimal.Decimal `json:"market_value"`
 	UnrealizedPnL decimal.Decimal `json:"unrealized_pnl"`
 }
 
-// Summary values the open positions at their marks.
-func (p *Projection) Summary() Summary {
+// Summary values the account at now, each open position at its quote in quotes or, where
+// quotes has none, at its last fill price.
+func (p *Projection) Summary(now time.Time, quotes map[string]trading.Quote) Summary {
+	val := p.value(now, quotes)
 	s := Summary{
-		Cash: p.Cash, Deposited: p.Deposited, RealizedPnL: p.RealizedPnL, Fees: p.Fees,
-		Positions: []PositionView{}, AsOf: p.LastID, Events: p.Events,
+		Cash: p.Cash, Deposited: p.Deposited, RealizedPnL: p.RealizedPnL, Fees: p.Fees, DayPnL: val.dayPnL,
+		Positions: []PositionView{}, AsOf: p.LastID, ValuedAt: now.UTC(), Events: p.Events,
 	}
 	syms := make([]string, 0, len(p.Positions))
 	for sym, pos := range p.Positions {
@@ -274,14 +274,21 @@ func (p *Projection) Summary() Summary {
 	sort.Strings(syms)
 	for _, sym := range syms {
 		pos := p.Positions[sym]
+		m := val.marks[sym]
 		q := decimal.NewFromInt(pos.Quantity)
-		v := PositionView{Position: *pos, MarketValue: pos.Mark.Mul(q), UnrealizedPnL: pos.Mark.Sub(pos.AvgCost).Mul(q)}
+		v := PositionView{Position: *pos, MarkSource: m.source, MarkAsOf: m.at.UTC(), LastFillPrice: pos.Mark}
+		v.Mark = m.price
+		v.MarketValue, v.UnrealizedPnL = m.price.Mul(q), m.price.Sub(pos.AvgCost).Mul(q)
 		s.MarketValue = s.MarketValue.Add(v.MarketValue)
 		s.UnrealizedPnL = s.UnrealizedPnL.Add(v.UnrealizedPnL)
 		s.Positions = append(s.Positions, v)
 	}
 	s.Equity = s.Cash.Add(s.MarketValue)
 	s.NetPnL = s.Equity.Sub(s.Deposited)
+	if s.Equity.IsPositive() {
+		pct := s.MarketValue.Mul(decimal.NewFromInt(100)).Div(s.Equity).Round(2)
+		s.ExposurePct = &pct
+	}
 	return s
 }
 

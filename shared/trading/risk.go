@@ -12,8 +12,8 @@ type Limits struct {
 	// MaxExposurePct caps the gross value of all positions after the order, in percent of
 	// equity.
 	MaxExposurePct decimal.Decimal
-	// DailyLossLimit is the loss (realised P&L net of fees, in yen, as a positive number)
-	// after which the day's orders may only reduce positions.
+	// DailyLossLimit is the day's loss (Book.DayPnL: realised and unrealised, net of fees,
+	// in yen, as a positive number) after which the day's orders may only reduce positions.
 	DailyLossLimit decimal.Decimal
 	// MaxOpenOrders caps resting (unfilled) orders.
 	MaxOpenOrders int
@@ -22,15 +22,20 @@ type Limits struct {
 // Holding is one position as the risk checks see it.
 type Holding struct {
 	Quantity int64
-	Mark     decimal.Decimal // price the position is valued at
+	// Mark is the price the position is valued at: the market's last price where a quote
+	// could be had, else the last fill price.
+	Mark decimal.Decimal
 }
 
-// Book is the account state the risk checks read (built from the ledger's projection).
+// Book is the account state the risk checks read (built from the ledger's projection and,
+// for the marks, market quotes).
 type Book struct {
 	Cash       decimal.Decimal
 	Holdings   map[string]Holding
 	OpenOrders int
-	// DayPnL is today's realised P&L net of fees; a loss is negative.
+	// DayPnL is the JST day's P&L marked to market: the change in equity since the previous
+	// session's close, net of deposits (today's realised P&L net of fees plus today's change
+	// in unrealised P&L). A loss is negative.
 	DayPnL decimal.Decimal
 }
 
@@ -60,7 +65,7 @@ func CheckRisk(l Limits, b Book, o Order, est, fee decimal.Decimal, rests bool) 
 		return nil // a sell only reduces risk
 	}
 	if l.DailyLossLimit.IsPositive() && b.DayPnL.LessThanOrEqual(l.DailyLossLimit.Neg()) {
-		return reject(RuleDailyLoss, "today's loss %s has reached the limit %s; only reducing orders are taken", b.DayPnL.Neg(), l.DailyLossLimit)
+		return reject(RuleDailyLoss, "today's loss %s (realised and unrealised, net of fees) has reached the limit %s; only reducing orders are taken", b.DayPnL.Neg(), l.DailyLossLimit)
 	}
 	qty := decimal.NewFromInt(o.Quantity)
 	cost := est.Mul(qty).Add(fee)

@@ -1,4 +1,7 @@
-package main
+// Package quotes prices symbols from market-data bars for the execution functions: the
+// fill simulation and price-band check of an order, and the marks that value open
+// positions.
+package quotes
 
 import (
 	"context"
@@ -13,25 +16,26 @@ import (
 	"github.com/day-trade/platform/shared/trading"
 )
 
-// barQuotes prices symbols from the market-data provider's bars, read through the cache:
-// the previous close from daily bars, the last price from today's 1-minute bars when the
+// Bars prices symbols from the market-data provider's bars, read through the cache: the
+// previous close from daily bars, the last price from today's 1-minute bars when the
 // provider has them (Yahoo, synthetic), else the latest daily close (J-Quants, CSV).
-type barQuotes struct {
-	cache *marketcache.Cache
-	now   func() time.Time
+type Bars struct {
+	Cache *marketcache.Cache
+	Now   func() time.Time
 }
 
-var _ Quoter = barQuotes{}
+var _ trading.Quoter = Bars{}
 
-func (b barQuotes) Quote(ctx context.Context, symbol string) (trading.Quote, error) {
-	daily, _, err := b.cache.Bars(ctx, market.Query{Symbol: symbol, Period: "1mo", Interval: "1d"})
+// Quote prices symbol now.
+func (b Bars) Quote(ctx context.Context, symbol string) (trading.Quote, error) {
+	daily, _, err := b.Cache.Bars(ctx, market.Query{Symbol: symbol, Period: "1mo", Interval: "1d"})
 	if err != nil {
 		return trading.Quote{}, err
 	}
 	if len(daily.Bars) == 0 {
 		return trading.Quote{}, fmt.Errorf("%s: no daily bars: %w", symbol, market.ErrUnknownSymbol)
 	}
-	today := dateJST(b.now())
+	today := dateJST(b.Now())
 	q := trading.Quote{Symbol: symbol}
 	lastBar := daily.Bars[len(daily.Bars)-1]
 	q.Last, q.At = price(lastBar.Close), lastBar.Time
@@ -44,7 +48,7 @@ func (b barQuotes) Quote(ctx context.Context, symbol string) (trading.Quote, err
 	if q.PrevClose.IsZero() { // a listing younger than a day: its first open is the base
 		q.PrevClose = price(daily.Bars[0].Open)
 	}
-	minute, _, err := b.cache.Bars(ctx, market.Query{Symbol: symbol, Period: "1d", Interval: "1m"})
+	minute, _, err := b.Cache.Bars(ctx, market.Query{Symbol: symbol, Period: "1d", Interval: "1m"})
 	switch {
 	case errors.Is(err, market.ErrUnsupported):
 	case err != nil:
