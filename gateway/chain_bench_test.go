@@ -27,7 +27,7 @@ import (
 // network: the same canned upstream answer behind a bare httputil.ReverseProxy and behind the
 // gateway as main builds it (runtime wrapper with its OTel server span, API key auth, Redis
 // rate limit with token leases, metrics, tracing sampled at 1%, JSON access log written to
-// /dev/null, identity token). CPU profiles of this benchmark show the chain's own work; on a
+// /dev/null through the buffered writer, identity token). CPU profiles of this benchmark show the chain's own work; on a
 // busy machine compare the fastest of several counts:
 //
 //	go test -run '^$' -bench BenchmarkChainOverhead -benchmem -count 6 -cpuprofile /tmp/chain.prof ./gateway/
@@ -52,6 +52,10 @@ func BenchmarkChainOverhead(b *testing.B) {
 	}
 	b.Cleanup(func() { devnull.Close() })
 	log := telemetry.NewLogger(devnull, "info")
+	// The access log through a BufferedWriter, as cmd/gateway writes it.
+	accessOut := telemetry.NewBufferedWriter(devnull, 100*time.Millisecond)
+	b.Cleanup(func() { _ = accessOut.Close() })
+	access := telemetry.NewLogger(accessOut, "info")
 
 	var up canned
 	tr := gateway.TraceSampled(otelhttp.NewTransport(up, otelhttp.WithTracerProvider(tel.TracerProvider),
@@ -60,7 +64,7 @@ func BenchmarkChainOverhead(b *testing.B) {
 	pk, _ := auth.ParsePrivateKey(priv)
 	keys := auth.NewKeyStore(rdb, gateway.Keys)
 	g, err := gateway.New(gateway.Config{Namespace: "day-trade", RateLimit: gateway.Limit{Rate: 100000, Burst: 100000, Period: time.Second}},
-		defaultRoutes, gateway.Deps{Log: log, Transport: tr, Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk), Meter: tel.MeterProvider})
+		defaultRoutes, gateway.Deps{Log: log, AccessLog: access, Transport: tr, Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk), Meter: tel.MeterProvider})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -205,7 +205,11 @@ func (c *Config) defaults() {
 
 // Deps are the gateway's collaborators.
 type Deps struct {
-	Log       *slog.Logger
+	Log *slog.Logger
+	// AccessLog receives the one line per request (default Log). cmd/gateway gives it a
+	// buffered writer (telemetry.BufferedWriter), so that the line costs no write(2) on the
+	// request's path.
+	AccessLog *slog.Logger
 	Transport http.RoundTripper // to the functions (wrap with otelhttp for client spans)
 	// Redis holds API keys, rate-limit cells, quotas and cached answers; required.
 	Redis redis.UniversalClient
@@ -223,6 +227,7 @@ type Deps struct {
 type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
+	access  *slog.Logger
 	deps    Deps
 	router  atomic.Pointer[chi.Mux] // swapped whole by Reload; in-flight requests keep the old one
 	reload  sync.Mutex
@@ -244,13 +249,16 @@ func New(cfg Config, routes []Route, d Deps) (*Gateway, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.AccessLog == nil {
+		d.AccessLog = d.Log
+	}
 	if d.Redis == nil || d.Signer == nil || d.Transport == nil {
 		return nil, errors.New("gateway: Redis, Signer and Transport are required")
 	}
 	if d.Keys == nil {
 		d.Keys = auth.NewKeyStore(d.Redis, Keys)
 	}
-	g := &Gateway{cfg: cfg, log: d.Log, deps: d, ups: map[string]*upstream{}}
+	g := &Gateway{cfg: cfg, log: d.Log, access: d.AccessLog, deps: d, ups: map[string]*upstream{}}
 	g.metrics = newMetrics(d.Meter, g)
 	g.sla = newSLABook(cfg.SLAWindow)
 	g.limiter = newLimiter(redis_rate.NewLimiter(d.Redis), d.Redis, cfg.Replicas, d.Log, g.metrics)
@@ -333,7 +341,7 @@ func (g *Gateway) accessLog(r *http.Request, sw *statusWriter, d time.Duration) 
 	if sw.status >= 500 {
 		lv = slog.LevelWarn
 	}
-	if !g.log.Enabled(r.Context(), lv) {
+	if !g.access.Enabled(r.Context(), lv) {
 		return
 	}
 	route, tenant := "", ""
@@ -351,7 +359,7 @@ func (g *Gateway) accessLog(r *http.Request, sw *statusWriter, d time.Duration) 
 		slog.Int64("bytes", sw.written), slog.Float64("ms", float64(d.Microseconds())/1000),
 		slog.String("request_id", httpx.RequestIDFromContext(r.Context())), slog.String("route", route),
 		slog.String("tenant", tenant), slog.String("cache", sw.cache))
-	_ = g.log.Handler().Handle(r.Context(), rec)
+	_ = g.access.Handler().Handle(r.Context(), rec)
 }
 
 // statusWriter records what the chain needs after the answer: status, size, matched route,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 	"github.com/day-trade/platform/shared/resilience"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/telemetry"
 )
 
 type cfg struct {
@@ -90,6 +92,11 @@ type cfg struct {
 	EjectBase            time.Duration `envconfig:"GATEWAY_EJECT_BASE" default:"30s"`
 	EjectMax             time.Duration `envconfig:"GATEWAY_EJECT_MAX" default:"5m"`
 	EjectMaxPercent      int           `envconfig:"GATEWAY_EJECT_MAX_PERCENT" default:"50"`
+
+	// GOGC and GOMEMLIMIT are the Go runtime's own variables, read here only to know whether
+	// they are set: when they are not, the gateway picks its own (gc.go).
+	GOGC       string `envconfig:"GOGC"`
+	GOMemLimit string `envconfig:"GOMEMLIMIT"`
 }
 
 func (c cfg) local() bool { return c.PlatformMode == "local" }
@@ -114,16 +121,20 @@ func (c cfg) Validate() error {
 	return errors.Join(config.ValidateAll(c.Runtime, c.Redis), errors.Join(errs...))
 }
 
-func main() { runtime.Main[cfg]("gateway", builder(os.Stdout)) }
+func main() { runtime.Main[cfg]("gateway", builder(os.Stdout, os.Stderr)) }
 
-// builder returns the gateway's build; stdout receives the development key in local mode.
-func builder(stdout io.Writer) runtime.Build[cfg] {
+// builder returns the gateway's build; stdout receives the development key in local mode,
+// stderr the access log (the runtime's own log goes to stderr too).
+func builder(stdout, stderr io.Writer) runtime.Build[cfg] {
 	return func(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error) {
-		return build(ctx, c, d, stdout)
+		return build(ctx, c, d, stdout, stderr)
 	}
 }
 
-func build(ctx context.Context, c *cfg, d runtime.Deps, stdout io.Writer) (runtime.Function, error) {
+func build(ctx context.Context, c *cfg, d runtime.Deps, stdout, stderr io.Writer) (runtime.Function, error) {
+	gc := applyGCDefaults(c.GOGC, c.GOMemLimit, cgroupMemoryLimit)
+	d.Log.Info("garbage collector", "gogc", gc.Percent, "gogc_from_env", gc.PercentFromEnv,
+		"memory_limit_bytes", gc.MemoryLimit, "memory_limit_from", gc.MemoryLimitFrom)
 	rdb, err := store.Open(c.Redis.URL)
 	if err != nil {
 		return runtime.Function{}, err
@@ -178,6 +189,11 @@ func build(ctx context.Context, c *cfg, d runtime.Deps, stdout io.Writer) (runti
 		allowed = []string{"127.0.0.1", "localhost", "[::1]"}
 	}
 	policy, _ := gateway.ParseBalancePolicy(c.LBPolicy)
+	// The access log, one line per request, is written in batches off the request's path;
+	// the same JSON lines, with the runtime logger's attributes, on the same stream.
+	accessOut := telemetry.NewBufferedWriter(stderr, 100*time.Millisecond)
+	access := telemetry.NewLogger(accessOut, c.LogLevel, slog.String("service", c.ServiceName("gateway")),
+		slog.String("revision", c.Revision), slog.String("configuration", c.Configuration))
 	g, err := gateway.New(gateway.Config{
 		Namespace:       c.Namespace,
 		UpstreamTimeout: c.UpstreamTimeout,
@@ -200,9 +216,10 @@ func build(ctx context.Context, c *cfg, d runtime.Deps, stdout io.Writer) (runti
 			Healthy: c.HealthyThreshold, Unhealthy: c.UnhealthyThreshold, ConsecutiveFailures: c.EjectAfter,
 			BaseEjection: c.EjectBase, MaxEjection: c.EjectMax, MaxEjectedPercent: c.EjectMaxPercent},
 	}, routes, gateway.Deps{
-		Log: d.Log, Transport: tr, Redis: rdb, Keys: keys, JWT: jwtv, Signer: signer, Meter: d.Telemetry.MeterProvider,
+		Log: d.Log, AccessLog: access, Transport: tr, Redis: rdb, Keys: keys, JWT: jwtv, Signer: signer, Meter: d.Telemetry.MeterProvider,
 	})
 	if err != nil {
+		_ = accessOut.Close()
 		return runtime.Function{}, err
 	}
 	go g.Run(ctx) // registry polling and active health checks
@@ -219,7 +236,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps, stdout io.Writer) (runti
 		Handler:    g,
 		OwnMetrics: true, // per-route request and latency metrics in gateway/metrics.go
 		Checks:     map[string]runtime.Checker{"redis": store.Checker{Client: rdb}},
-		Stop:       func(context.Context) error { return rdb.Close() },
+		Stop:       func(context.Context) error { return errors.Join(accessOut.Close(), rdb.Close()) },
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func buildWith(t *testing.T, env map[string]string) string {
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	var stdout bytes.Buffer
-	fn, err := builder(&stdout)(ctx, &c, runtime.Deps{Log: slog.New(slog.DiscardHandler), Telemetry: tel, Runtime: c.Runtime})
+	fn, err := builder(&stdout, io.Discard)(ctx, &c, runtime.Deps{Log: slog.New(slog.DiscardHandler), Telemetry: tel, Runtime: c.Runtime})
 	if err != nil {
 		t.Fatal(err)
 	}
