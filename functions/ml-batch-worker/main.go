@@ -60,10 +60,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	provider, err := market.New(c.Provider, market.Options{
-		CSVDir: c.CSVDir, JQuantsAPIKey: c.JQuantsAPIKey, YahooBaseURL: c.YahooBaseURL,
-		JQuantsBaseURL: c.JQuantsBaseURL, HTTPClient: &http.Client{Timeout: c.ProviderTimeout},
-	})
+	provider, err := marketcache.NewProvider(c.Market, nil)
 	if err != nil {
 		return runtime.Function{}, err
 	}

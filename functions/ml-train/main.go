@@ -16,6 +16,7 @@ import (
 	"github.com/day-trade/platform/shared/config"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/market"
+	"github.com/day-trade/platform/shared/marketcache"
 	"github.com/day-trade/platform/shared/ml"
 	"github.com/day-trade/platform/shared/ml/registry"
 	"github.com/day-trade/platform/shared/runtime"
@@ -51,13 +52,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 	if err != nil {
 		return runtime.Function{}, err
 	}
-	provider, err := market.New(c.Provider, market.Options{
-		CSVDir:         c.CSVDir,
-		JQuantsAPIKey:  c.JQuantsAPIKey,
-		YahooBaseURL:   c.YahooBaseURL,
-		JQuantsBaseURL: c.JQuantsBaseURL,
-		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
-	})
+	provider, err := marketcache.NewProvider(c.Market, nil)
 	if err != nil {
 		return runtime.Function{}, err
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/day-trade/platform/shared/config"
-	"github.com/day-trade/platform/shared/market"
 	"github.com/day-trade/platform/shared/marketcache"
 	"github.com/day-trade/platform/shared/runtime"
 	"github.com/day-trade/platform/shared/store"
@@ -31,10 +30,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps) (runtime.Function, error
 		return runtime.Function{}, err
 	}
 	hc := &http.Client{Timeout: c.ProviderTimeout}
-	provider, err := market.New(c.Provider, market.Options{
-		CSVDir: c.CSVDir, JQuantsAPIKey: c.JQuantsAPIKey, YahooBaseURL: c.YahooBaseURL,
-		JQuantsBaseURL: c.JQuantsBaseURL, HTTPClient: hc,
-	})
+	provider, err := marketcache.NewProvider(c.Market, hc)
 	if err != nil {
 		return runtime.Function{}, err
 	}

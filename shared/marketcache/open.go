@@ -16,17 +16,26 @@ import (
 // Open builds the configured provider and the cache in front of it, in the data service's
 // key space, so every function that reads market data shares one cache.
 func Open(rdb redis.UniversalClient, c config.Market) (*Cache, error) {
-	p, err := market.New(c.Provider, market.Options{
-		CSVDir:         c.CSVDir,
-		JQuantsAPIKey:  c.JQuantsAPIKey,
-		YahooBaseURL:   c.YahooBaseURL,
-		JQuantsBaseURL: c.JQuantsBaseURL,
-		HTTPClient:     &http.Client{Timeout: c.ProviderTimeout},
-	})
+	p, err := NewProvider(c, nil)
 	if err != nil {
 		return nil, err
 	}
 	return New(rdb, store.NewKeys("data"), p, c.Provider), nil
+}
+
+// NewProvider builds the provider DATA_PROVIDER names from the market settings. hc sends its
+// requests; nil means a client whose Timeout is DATA_PROVIDER_TIMEOUT.
+func NewProvider(c config.Market, hc *http.Client) (market.Provider, error) {
+	if hc == nil {
+		hc = &http.Client{Timeout: c.ProviderTimeout}
+	}
+	return market.New(c.Provider, market.Options{
+		CSVDir:         c.CSVDir,
+		JQuantsAPIKey:  c.JQuantsAPIKey,
+		YahooBaseURL:   c.YahooBaseURL,
+		JQuantsBaseURL: c.JQuantsBaseURL,
+		HTTPClient:     hc,
+	})
 }
 
 // HTTPError turns the market package's error kinds into the HTTP vocabulary: an unknown
