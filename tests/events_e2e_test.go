@@ -408,22 +408,9 @@ func TestPoisonEventIsDeadLetteredAndNothingStalls(t *testing.T) {
 		}
 	}
 
-	type letter struct {
-		EventID string `json:"event_id"`
-		Type    string `json:"type"`
-		Dest    string `json:"error_dest"`
-		Code    int    `json:"error_code"`
-	}
-	var found *letter
+	var found *deadLetter
 	waitFor(t, "the poison event in the dead letters", func() bool {
-		var list struct {
-			DeadLetters []letter `json:"dead_letters"`
-		}
-		resp, b := e.call(t, "GET", "/api/v1/events/dead-letters", e.key, "")
-		if resp.StatusCode != 200 || json.Unmarshal(b, &list) != nil {
-			t.Fatalf("dead letters: %d %s", resp.StatusCode, b)
-		}
-		for _, l := range list.DeadLetters {
+		for _, l := range e.deadLetters(t) {
 			if l.EventID == poisonID {
 				found = &l
 				return true
@@ -434,6 +421,27 @@ func TestPoisonEventIsDeadLetteredAndNothingStalls(t *testing.T) {
 	if found.Code != 400 || found.Type != events.TypeMLBatchRequested || !strings.HasPrefix(found.Dest, "http://ml-batch-worker.") {
 		t.Fatalf("dead letter %+v", found)
 	}
+}
+
+// deadLetter is what the tests read of GET /api/v1/events/dead-letters.
+type deadLetter struct {
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
+	Dest    string `json:"error_dest"`
+	Code    int    `json:"error_code"`
+}
+
+// deadLetters lists the parked events through the gateway.
+func (e env) deadLetters(t *testing.T) []deadLetter {
+	t.Helper()
+	var list struct {
+		DeadLetters []deadLetter `json:"dead_letters"`
+	}
+	resp, b := e.call(t, "GET", "/api/v1/events/dead-letters", e.key, "")
+	if resp.StatusCode != 200 || json.Unmarshal(b, &list) != nil {
+		t.Fatalf("dead letters: %d %s", resp.StatusCode, b)
+	}
+	return list.DeadLetters
 }
 
 // TestPoisonAndGoodEventsOnTheSameTrigger: poison ml.batch.requested events published
@@ -469,21 +477,9 @@ func TestPoisonAndGoodEventsOnTheSameTrigger(t *testing.T) {
 	}
 	checkWrittenOnce(t, e, sets, "ml", id, syms)
 
-	type letter struct {
-		EventID string `json:"event_id"`
-		Dest    string `json:"error_dest"`
-		Code    int    `json:"error_code"`
-	}
-	got := map[string]letter{}
+	got := map[string]deadLetter{}
 	waitFor(t, "every poison event in the dead letters", func() bool {
-		var list struct {
-			DeadLetters []letter `json:"dead_letters"`
-		}
-		resp, b := e.call(t, "GET", "/api/v1/events/dead-letters", e.key, "")
-		if resp.StatusCode != 200 || json.Unmarshal(b, &list) != nil {
-			t.Fatalf("dead letters: %d %s", resp.StatusCode, b)
-		}
-		for _, l := range list.DeadLetters {
+		for _, l := range e.deadLetters(t) {
 			got[l.EventID] = l
 		}
 		for _, p := range poison {
