@@ -358,7 +358,8 @@ func (g *Gateway) accessLog(r *http.Request, sw *statusWriter, d time.Duration) 
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
 		slog.Int64("bytes", sw.written), slog.Float64("ms", float64(d.Microseconds())/1000),
 		slog.String("request_id", httpx.RequestIDFromContext(r.Context())), slog.String("route", route),
-		slog.String("tenant", tenant), slog.String("cache", sw.cache))
+		slog.String("tenant", tenant), slog.String("cache", sw.cache),
+		slog.Float64("upstream_ms", float64(sw.upstream.Microseconds())/1000))
 	_ = g.access.Handler().Handle(r.Context(), rec)
 }
 
@@ -371,6 +372,7 @@ type statusWriter struct {
 	route     *route
 	principal *auth.Principal
 	cache     string
+	upstream  time.Duration // waiting for upstream answers (proxy.go)
 }
 
 func (w *statusWriter) WriteHeader(code int) {

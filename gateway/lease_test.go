@@ -119,8 +119,8 @@ func TestLeaseBatchFollowsDemand(t *testing.T) {
 	if last := b.lastAsked(); batch != maxLeaseBatch || last < maxLeaseBatch/2 {
 		t.Fatalf("a hot key's batch is %d and it asked for %d tokens, want %d", batch, last, maxLeaseBatch)
 	}
-	// The caller slows to one request per 50 ms: the batch shrinks back to exact.
-	clk.step.Store(int64(50 * time.Millisecond))
+	// The caller slows to one request per 4 lease targets (200 ms): the batch shrinks back to exact.
+	clk.step.Store(int64(4 * leaseTarget))
 	for i := 0; i < 2*maxLeaseBatch; i++ {
 		take()
 	}

@@ -150,6 +150,9 @@ type reqState struct {
 	route *route
 	token string
 	body  clientBody // the streamed request body, when there is one (body.go)
+	// upstream is the time spent waiting for upstream answers (to their headers), over every
+	// attempt: the access log's upstream_ms, so that a slow answer says whose time it was.
+	upstream time.Duration
 }
 
 type stateKey struct{}
@@ -215,6 +218,9 @@ func (x *route) forward(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), stateKey{}, st), u.timeout)
 	defer cancel()
 	u.proxy.ServeHTTP(w, r.WithContext(ctx))
+	if sw := writerState(w); sw != nil {
+		sw.upstream += st.upstream
+	}
 }
 
 // retryable: only idempotent routes, or calls the client made safe with an Idempotency-Key.
@@ -248,7 +254,11 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		start := time.Now()
 		resp, err := u.pool.send(u.base, in, req)
-		u.metrics.upstreamCall(ctx, &u.attrs, resp, time.Since(start))
+		took := time.Since(start)
+		u.metrics.upstreamCall(ctx, &u.attrs, resp, took)
+		if st != nil {
+			st.upstream += took
+		}
 		switch {
 		case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 			done(true) // the client left; not the upstream's fault

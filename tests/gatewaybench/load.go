@@ -3,10 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -161,6 +165,60 @@ type fixedRate struct {
 	Round  int    `json:"round,omitempty"`
 	// MachineBusy is the share of the machine's CPU in use during the run (all processes).
 	MachineBusy float64 `json:"machine_busy"`
+	// Inside is what the gateway's own access log says about the run (gateway targets only).
+	Inside *insideTimes `json:"gateway_access_log,omitempty"`
+}
+
+// insideTimes are percentiles over one run's access lines: the handler's time (ms), the part
+// spent waiting for the upstream's answer (upstream_ms), and the rest, the gateway's own work
+// (ms - upstream_ms). What the client sees beyond the handler's time is the hop itself: the
+// kernel, the scheduler and net/http reading the request and writing the answer.
+type insideTimes struct {
+	Lines       int     `json:"lines"`
+	HandlerP50  float64 `json:"handler_p50_ms"`
+	HandlerP99  float64 `json:"handler_p99_ms"`
+	UpstreamP99 float64 `json:"upstream_p99_ms"`
+	OwnP50      float64 `json:"own_p50_ms"`
+	OwnP99      float64 `json:"own_p99_ms"`
+	OwnP999     float64 `json:"own_p99_9_ms"`
+}
+
+// readInside reads the access lines written to path from offset on.
+func readInside(path string, offset int64) (*insideTimes, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var handler, up, own []float64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg        string   `json:"msg"`
+			Ms         float64  `json:"ms"`
+			UpstreamMs *float64 `json:"upstream_ms"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "access" || line.UpstreamMs == nil {
+			continue
+		}
+		handler, up, own = append(handler, line.Ms), append(up, *line.UpstreamMs), append(own, line.Ms-*line.UpstreamMs)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(handler) == 0 {
+		return nil, errors.New("no access lines with upstream_ms")
+	}
+	for _, xs := range [][]float64{handler, up, own} {
+		slices.Sort(xs)
+	}
+	q := func(xs []float64, p float64) float64 { return xs[min(len(xs)-1, int(p*float64(len(xs))))] }
+	return &insideTimes{Lines: len(handler), HandlerP50: q(handler, 0.5), HandlerP99: q(handler, 0.99),
+		UpstreamP99: q(up, 0.99), OwnP50: q(own, 0.5), OwnP99: q(own, 0.99), OwnP999: q(own, 0.999)}, nil
 }
 
 // attackResult is a run's raw answers, for the scenarios that look at each one.

@@ -66,6 +66,9 @@ type options struct {
 	jwksFor    time.Duration
 	jwksCool   time.Duration
 	only       string
+	gwEnv      string
+	gwVariants string
+	targets    string
 	role, addr string
 	upstream   string
 }
@@ -90,6 +93,9 @@ func main() {
 	flag.DurationVar(&o.jwksFor, "jwks-duration", 10*time.Second, "length of the JWKS flood")
 	flag.DurationVar(&o.jwksCool, "jwks-cooldown", 2*time.Second, "the gateway's JWKS_COOLDOWN during the flood")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (throughput,latency,rediskill,jwks); empty = all")
+	flag.StringVar(&o.gwEnv, "gateway-env", "", "comma-separated NAME=value pairs added to the gateway's environment (ablations, e.g. GOMAXPROCS=1)")
+	flag.StringVar(&o.gwVariants, "gateway-variants", "", "semicolon-separated variants of the gateway to measure beside it, each comma-separated NAME=value pairs (e.g. 'GOMAXPROCS=1;GOGC=800')")
+	flag.StringVar(&o.targets, "targets", "", "comma-separated name prefixes of the proxies to measure (bare,gateway,nginx,Caddy); empty = all")
 	flag.StringVar(&o.role, "role", "", "internal: serve as backend or bare proxy")
 	flag.StringVar(&o.addr, "addr", "", "internal: listen address for -role")
 	flag.StringVar(&o.upstream, "upstream", "", "internal: backend address for -role bare")
@@ -183,6 +189,8 @@ type rateSummary struct {
 	AddedP99 float64 `json:"median_added_p99_ms"`
 	// P99VsBare is this target's median p99 over the bare proxy's.
 	P99VsBare float64 `json:"p99_vs_bare"`
+	// Inside is the median over the rounds of what the gateway's access log says.
+	Inside *insideTimes `json:"gateway_access_log_medians,omitempty"`
 }
 
 // RedisKill is the outage scenario.
@@ -340,6 +348,11 @@ func (e *env) createKey(ctx context.Context) error {
 
 // startGateway runs the gateway binary with the full chain and extra environment.
 func (e *env) startGateway(ctx context.Context, extra ...string) (*proc, error) {
+	return e.startGatewayAs(ctx, "gateway", extra...)
+}
+
+// startGatewayAs starts a gateway whose output goes to name.log in the work directory.
+func (e *env) startGatewayAs(ctx context.Context, name string, extra ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -352,10 +365,13 @@ func (e *env) startGateway(ctx context.Context, extra ...string) (*proc, error) 
 		"LOG_LEVEL=info", "OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.01",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + e.backend.addr, "PLATFORM_MODE=", "K_SERVICE=gateway",
 	}
+	if e.o.gwEnv != "" {
+		envs = append(envs, strings.Split(e.o.gwEnv, ",")...)
+	}
 	envs = append(envs, extra...)
 	// A fresh log per start: the Redis-kill scenario reads the limiter's lines from it.
-	_ = os.Remove(filepath.Join(e.dir, "gateway.log"))
-	return startProc(ctx, e.dir, "gateway", addr, envs, httpReady("http://"+addr+"/health/readiness"), e.gwBin)
+	_ = os.Remove(filepath.Join(e.dir, name+".log"))
+	return startProc(ctx, e.dir, name, addr, envs, httpReady("http://"+addr+"/health/readiness"), e.gwBin)
 }
 
 // server is one target of the throughput comparison.
@@ -375,6 +391,16 @@ func (e *env) servers() []server {
 		return startProc(ctx, e.dir, "bare", addr, nil, httpReady("http://"+addr+"/"), e.self, "-role", "bare", "-addr", addr, "-upstream", e.backend.addr)
 	}}
 	gw := server{name: "gateway, full chain", header: "X-API-Key: " + e.key, start: func(ctx context.Context) (*proc, error) { return e.startGateway(ctx) }}
+	// Variants: the same gateway with some environment changed, measured in the same rounds.
+	var variants []server
+	for _, v := range strings.Split(e.o.gwVariants, ";") {
+		if v = strings.TrimSpace(v); v != "" {
+			extra := strings.Split(v, ",")
+			logName := fmt.Sprintf("gateway-variant-%d", len(variants)+1)
+			variants = append(variants, server{name: "gateway, full chain, " + v, header: gw.header,
+				start: func(ctx context.Context) (*proc, error) { return e.startGatewayAs(ctx, logName, extra...) }})
+		}
+	}
 	ngx := server{name: "nginx proxy_pass", start: e.startNginx}
 	if _, err := exec.LookPath("nginx"); err != nil {
 		ngx.skip = "nginx not installed (apt-get install -y nginx)"
@@ -383,7 +409,20 @@ func (e *env) servers() []server {
 	if _, err := exec.LookPath("caddy"); err != nil {
 		cdy.skip = "caddy not installed (apt-get install -y caddy)"
 	}
-	return []server{bare, gw, ngx, cdy}
+	return append(append([]server{bare, gw}, variants...), ngx, cdy)
+}
+
+// wanted says whether -targets selects the server (the direct run is always made).
+func (e *env) wanted(name string) bool {
+	if e.o.targets == "" {
+		return true
+	}
+	for _, p := range strings.Split(e.o.targets, ",") {
+		if p = strings.TrimSpace(p); p != "" && strings.HasPrefix(strings.ToLower(name), strings.ToLower(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *env) wrkArgs(d time.Duration) []string {
@@ -479,13 +518,14 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 		name string
 		tr   vegeta.Targeter
 		pid  int
+		log  string // the gateway's access log (gateway targets)
 	}
 	// Every proxy stays up for the whole comparison (idle while another is measured), in
 	// front of the same backend; the direct run is the baseline of each round.
-	targets := []target{{"direct to backend", staticTarget("http://"+e.backend.addr+e.path, nil), 0}}
+	targets := []target{{name: "direct to backend", tr: staticTarget("http://"+e.backend.addr+e.path, nil)}}
 	keyHdr := http.Header{"X-Api-Key": {e.key}}
 	for _, s := range e.servers() {
-		if s.skip != "" {
+		if s.skip != "" || !e.wanted(s.name) {
 			continue
 		}
 		p, err := s.start(ctx)
@@ -501,7 +541,11 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 		if s.header != "" {
 			h = keyHdr
 		}
-		targets = append(targets, target{s.name, staticTarget("http://"+p.addr+e.path, h), p.pid()})
+		t := target{name: s.name, tr: staticTarget("http://"+p.addr+e.path, h), pid: p.pid()}
+		if strings.HasPrefix(s.name, "gateway") {
+			t.log = p.log
+		}
+		targets = append(targets, t)
 	}
 	for _, rs := range strings.Split(e.o.rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(rs))
@@ -523,6 +567,14 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 				if r.pid != 0 {
 					cpu0 = cpuTime(r.pid)
 				}
+				var logAt int64 = -1
+				if r.log != "" {
+					// The access log is flushed every 100 ms: let the warm-up's lines land first.
+					time.Sleep(300 * time.Millisecond)
+					if st, err := os.Stat(r.log); err == nil {
+						logAt = st.Size()
+					}
+				}
 				busy0, t0 := machineBusy(), time.Now()
 				ar := attack(ctx, r.tr, rate, e.o.rateFor, r.name)
 				f := summarizeFixed(r.name, rate, e.o.rateFor, ar)
@@ -538,6 +590,15 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 				}
 				if r.pid != 0 && f.Requests > 0 {
 					f.CPUPer1k = float64((cpuTime(r.pid) - cpu0).Milliseconds()) / float64(f.Requests) * 1000
+				}
+				if logAt >= 0 {
+					time.Sleep(300 * time.Millisecond)
+					if in, err := readInside(r.log, logAt); err == nil {
+						f.Inside = in
+						fmt.Fprintf(os.Stderr, "  access log: handler p99 %.3f ms, upstream p99 %.3f, own p99 %.3f (%d lines)\n", in.HandlerP99, in.UpstreamP99, in.OwnP99, in.Lines)
+					} else {
+						fmt.Fprintf(os.Stderr, "  access log: %v\n", err)
+					}
 				}
 				fmt.Fprintf(os.Stderr, "  p50 %.3f p99 %.3f p99.9 %.3f ms, %s %s, machine busy %.0f%%\n", f.P50ms, f.P99ms, f.P999ms, f.StatusMix, f.Errors, 100*f.MachineBusy)
 				p99[i] = f.P99ms
@@ -563,6 +624,20 @@ func (e *env) latency(ctx context.Context) (*Latency, error) {
 			}
 			if t.pid != 0 {
 				s.CPUPer1k = median(runs, func(f fixedRate) float64 { return f.CPUPer1k })
+			}
+			var ins []*insideTimes
+			for _, f := range runs {
+				if f.Inside != nil {
+					ins = append(ins, f.Inside)
+				}
+			}
+			if len(ins) > 0 {
+				med := func(g func(*insideTimes) float64) float64 { return median(ins, g) }
+				s.Inside = &insideTimes{Lines: len(ins),
+					HandlerP50: med(func(i *insideTimes) float64 { return i.HandlerP50 }), HandlerP99: med(func(i *insideTimes) float64 { return i.HandlerP99 }),
+					UpstreamP99: med(func(i *insideTimes) float64 { return i.UpstreamP99 }),
+					OwnP50:      med(func(i *insideTimes) float64 { return i.OwnP50 }), OwnP99: med(func(i *insideTimes) float64 { return i.OwnP99 }),
+					OwnP999: med(func(i *insideTimes) float64 { return i.OwnP999 })}
 			}
 			if i > 0 {
 				s.AddedP99 = median(added[i], func(x float64) float64 { return x })

@@ -116,6 +116,19 @@ func writeLatency(b *strings.Builder, l *Latency) {
 		}
 		fmt.Fprintf(b, "| %d | %s | %d | %.2f%% | %.3f | %.3f | %.3f | %.3f | %s | %s | %s |\n", s.Rate, s.Target, s.Rounds, 100*s.Success, s.P50ms, s.P95ms, s.P99ms, s.P999ms, add, vs, cpu)
 	}
+	inside := false
+	for _, s := range l.Summary {
+		inside = inside || s.Inside != nil
+	}
+	if inside {
+		b.WriteString("\nInside the gateway, from its own access log over the same runs (medians over the rounds): the handler's time (`ms`), the part of it spent waiting for the upstream's answer (`upstream_ms`), and the rest, the chain's own work (`ms - upstream_ms`: auth, limits, routing, identity token, proxying the answer). What the client sees beyond the handler's time is the extra hop itself: the kernel, the scheduler and net/http reading the request and writing the answer.\n\n")
+		b.WriteString("| rate/s | path | handler p50 ms | handler p99 ms | upstream p99 ms | own p50 ms | own p99 ms | own p99.9 ms | client p99 minus handler p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range l.Summary {
+			if in := s.Inside; in != nil {
+				fmt.Fprintf(b, "| %d | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", s.Rate, s.Target, in.HandlerP50, in.HandlerP99, in.UpstreamP99, in.OwnP50, in.OwnP99, in.OwnP999, s.P99ms-in.HandlerP99)
+			}
+		}
+	}
 	b.WriteString("\nEvery run (\"machine busy\" is the share of both cores in use during the run, by every process on the machine):\n\n")
 	b.WriteString("| rate/s | round | path | requests | success | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | proxy CPU ms per 1,000 requests | machine busy | answers |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, f := range l.Runs {

@@ -1,0 +1,116 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/day-trade/platform/gateway"
+	"github.com/day-trade/platform/shared/auth"
+	"github.com/day-trade/platform/shared/httpx"
+	"github.com/day-trade/platform/shared/redistest"
+	"github.com/day-trade/platform/shared/store"
+	"github.com/day-trade/platform/shared/telemetry"
+)
+
+// lockedBuffer is an io.Writer the handler goroutines may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("access line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// The access line says how much of a request's time was the upstream's (upstream_ms, to its
+// answer's headers, over every attempt), so that a slow answer can be told apart from a slow
+// gateway; a request refused before any upstream call says 0.
+func TestAccessLogSaysUpstreamTime(t *testing.T) {
+	t.Parallel()
+	const delay = 40 * time.Millisecond
+	dial := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})
+	rs := redistest.Start(t)
+	rdb, err := store.Open(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	priv, _ := auth.GenerateInternalKey()
+	pk, _ := auth.ParsePrivateKey(priv)
+	keys := auth.NewKeyStore(rdb, gateway.Keys)
+	var buf lockedBuffer
+	g, err := gateway.New(gateway.Config{Namespace: "day-trade"}, defaultRoutes, gateway.Deps{
+		Log: telemetry.NewLogger(io.Discard, "info"), AccessLog: telemetry.NewLogger(&buf, "info"),
+		Transport: gateway.NewTransport(dial), Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpx.RequestID(g))
+	t.Cleanup(srv.Close)
+	key, _, err := keys.Create(context.Background(), auth.KeySpec{Owner: "tester", Tenant: "t1", Roles: []string{"viewer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(withKey bool) int {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/data/stocks/7203.T", nil)
+		if withKey {
+			req.Header.Set("X-API-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(true); code != http.StatusOK {
+		t.Fatalf("proxied request: %d", code)
+	}
+	if code := get(false); code != http.StatusUnauthorized {
+		t.Fatalf("request without a key: %d", code)
+	}
+	lines := buf.lines(t)
+	if len(lines) != 2 {
+		t.Fatalf("%d access lines, want 2: %v", len(lines), lines)
+	}
+	ok, refused := lines[0], lines[1]
+	up, _ := ok["upstream_ms"].(float64)
+	total, _ := ok["ms"].(float64)
+	if up < float64(delay.Milliseconds()) || total < up {
+		t.Errorf("proxied: upstream_ms %v, ms %v; want upstream_ms ≥ %d and ms ≥ upstream_ms", ok["upstream_ms"], ok["ms"], delay.Milliseconds())
+	}
+	if up, _ := refused["upstream_ms"].(float64); up != 0 || refused["status"] != float64(http.StatusUnauthorized) {
+		t.Errorf("refused: %v; want status 401 and upstream_ms 0", refused)
+	}
+}
