@@ -69,6 +69,8 @@ type Route struct {
 	CacheTTL time.Duration
 	// RateLimit overrides Config.RateLimit for this route.
 	RateLimit Limit
+	// TenantRateLimit overrides Config.TenantRateLimit for this route.
+	TenantRateLimit Limit
 	// OnLimiterDown chooses fail-open or fail-closed while Redis is unreachable.
 	OnLimiterDown FailMode
 	// DailyQuota caps a caller's requests to this route per UTC day; 0 = Config.DailyQuota.
@@ -112,6 +114,10 @@ type Config struct {
 	// burst 200). Replicas divides it for the local fallback limiter (default 1).
 	RateLimit Limit
 	Replicas  int
+	// TenantRateLimit, when set, is every route's limit per tenant as well: all of a tenant's
+	// keys and subjects together, so that minting more keys does not raise the tenant's
+	// share (zero = none; a route may set its own).
+	TenantRateLimit Limit
 	// DailyQuota caps a caller's requests per route per UTC day, MonthlyQuota per UTC
 	// calendar month (0 = none). Quotas are counted apart from the rate limit (ratelimit.go).
 	DailyQuota   int

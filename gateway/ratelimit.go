@@ -67,10 +67,12 @@ func newLimiter(rl *redis_rate.Limiter, rdb redis.Cmdable, replicas int, log *sl
 	return &limiter{rl: rl, rdb: rdb, replicas: replicas, log: log, m: m, now: time.Now, leases: newLeaseBook(), local: map[string]*rate.Limiter{}}
 }
 
-// admit decides and writes the rate-limit headers; on refusal it writes the problem.
+// admit decides and writes the rate-limit headers; on refusal it writes the problem. A caller
+// is limited per route by its key or subject and, when the route has a tenant limit, by its
+// tenant's cell as well (all of the tenant's callers together); a call the tenant's cell refuses
+// has still spent the caller's own token.
 func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *auth.Principal) bool {
 	now := l.now()
-	lim := redis_rate.Limit{Rate: x.limit.Rate, Burst: x.limit.Burst, Period: x.limit.Period}
 	up := true
 	if l.degraded.Load() {
 		up = false
@@ -78,74 +80,86 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 			l.probe(now)
 		}
 	}
-	var (
-		res leaseResult
-		err error
-		key string
-	)
-	if most := leaseMax(x.limit, l.replicas); most > 1 {
-		// Tokens are leased in batches (lease.go); a held token admits even while Redis is down.
-		// take bounds its own Redis call by redisTimeout; waiting on another request's call
-		// is bounded by that call.
-		ls := l.leases.get(newLeaseKey(x, p))
-		res, err = ls.take(r.Context(), x.limit, most, l.now, up, func(ctx context.Context, n int) (*redis_rate.Result, error) {
-			return l.rl.AllowAtMost(ctx, Keys.Key("rl", x.id, p.ID()), lim, n)
-		})
-	} else if up {
-		key = Keys.Key("rl", x.id, p.ID())
-		ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
-		var rr *redis_rate.Result
-		if rr, err = l.rl.Allow(ctx, key, lim); err == nil {
-			res = leaseResult{allowed: rr.Allowed > 0, remaining: rr.Remaining, reset: rr.ResetAfter, retryAfter: rr.RetryAfter, asked: true}
-		}
-		cancel()
-	} else {
-		err = errLimiterDown
+	ctx := r.Context()
+	callerKey := func() string { return Keys.Key("rl", x.id, p.ID()) }
+	tenantKey := func() string { return Keys.Key("rl", x.id, "tenant", p.Tenant) }
+	res, err := l.take(ctx, x.limit, up, newLeaseKey(x, p), callerKey)
+	var tres leaseResult
+	tenant := false // the tenant's cell was asked
+	if err == nil && res.allowed && !x.tenant.zero() && p.Tenant != "" {
+		tenant = true
+		tres, err = l.take(ctx, x.tenant, up, leaseKey{route: x.id, kind: 't', id: p.Tenant}, tenantKey)
 	}
-	if err == nil && (x.quota > 0 || x.monthly > 0) && res.allowed {
-		ctx, cancel := context.WithTimeout(r.Context(), redisTimeout)
-		err = l.quota(ctx, w, r, x, p, now)
+	if err == nil && (x.quota > 0 || x.monthly > 0) && res.allowed && (!tenant || tres.allowed) {
+		qctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		err = l.quota(qctx, w, r, x, p, now)
 		cancel()
 		if err == errQuotaExceeded {
-			l.m.decision(r.Context(), x, decQuotaDeny)
+			l.m.decision(ctx, x, decQuotaDeny)
 			return false
 		}
 	}
 	if err == nil {
-		if res.asked {
+		if res.asked || tres.asked {
 			l.up()
 		}
-		setRateHeaders(w.Header(), x, res.remaining, res.reset)
-		if !res.allowed {
-			l.m.decision(r.Context(), x, decDeny)
+		setRateHeaders(w.Header(), x, res, tres, tenant)
+		switch {
+		case !res.allowed:
+			l.m.decision(ctx, x, decDeny)
 			tooMany(w, r, res.retryAfter)
 			return false
+		case tenant && !tres.allowed:
+			l.m.decision(ctx, x, decDeny)
+			tooManyMsg(w, r, tres.retryAfter, "tenant rate limit exceeded")
+			return false
 		}
-		l.m.decision(r.Context(), x, decAllow)
+		l.m.decision(ctx, x, decAllow)
 		return true
 	}
-	if r.Context().Err() != nil {
+	if ctx.Err() != nil {
 		return false // the client left; nothing to answer
 	}
 	if err != errLimiterDown {
 		l.down(now, err)
 	}
 	if !x.failOpen {
-		l.m.decision(r.Context(), x, decFailClosed)
+		l.m.decision(ctx, x, decFailClosed)
 		httpx.WriteError(w, r, nil, &httpx.Error{Code: httpx.CodeUnavailable, RetryAfter: time.Second,
 			Message: "rate limiter unavailable; this route fails closed"})
 		return false
 	}
-	if key == "" {
-		key = Keys.Key("rl", x.id, p.ID())
-	}
-	if !l.localLimiter(key, x.limit).Allow() {
-		l.m.decision(r.Context(), x, decDegradedDeny)
+	if !l.localLimiter(callerKey(), x.limit).Allow() ||
+		(!x.tenant.zero() && p.Tenant != "" && !l.localLimiter(tenantKey(), x.tenant).Allow()) {
+		l.m.decision(ctx, x, decDegradedDeny)
 		tooMany(w, r, time.Second)
 		return false
 	}
-	l.m.decision(r.Context(), x, decDegradedAllow)
+	l.m.decision(ctx, x, decDegradedAllow)
 	return true
+}
+
+// take decides one GCRA cell: from a lease when the limit allows batches (lease.go), else with
+// one Redis call bounded by redisTimeout. up false means Redis is known to be down.
+func (l *limiter) take(ctx context.Context, lim Limit, up bool, lk leaseKey, key func() string) (leaseResult, error) {
+	rl := redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}
+	if most := leaseMax(lim, l.replicas); most > 1 {
+		// take bounds its own Redis call by redisTimeout; waiting on another request's call
+		// is bounded by that call. A held token admits even while Redis is down.
+		return l.leases.get(lk).take(ctx, lim, most, l.now, up, func(ctx context.Context, n int) (*redis_rate.Result, error) {
+			return l.rl.AllowAtMost(ctx, key(), rl, n)
+		})
+	}
+	if !up {
+		return leaseResult{}, errLimiterDown
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	rr, err := l.rl.Allow(ctx, key(), rl)
+	if err != nil {
+		return leaseResult{}, err
+	}
+	return leaseResult{allowed: rr.Allowed > 0, remaining: rr.Remaining, reset: rr.ResetAfter, retryAfter: rr.RetryAfter, asked: true}, nil
 }
 
 var errQuotaExceeded = &httpx.Error{Code: httpx.CodeRateLimited, Message: "quota exceeded"}
@@ -280,15 +294,26 @@ func (l *limiter) localLimiter(key string, lim Limit) *rate.Limiter {
 	return rl
 }
 
-func setRateHeaders(h http.Header, x *route, remaining int, reset time.Duration) {
+// setRateHeaders writes both IETF draft headers (one item per policy: the caller's, and the
+// tenant's when its cell was asked) and the X-RateLimit-* trio for the policy with the fewest
+// requests left.
+func setRateHeaders(h http.Header, x *route, res, tres leaseResult, tenant bool) {
 	// One backing array for the three per-request values (this runs on every request).
 	v := make([]string, 3)
-	v[0] = strconv.Itoa(remaining)
-	v[1] = strconv.Itoa(int(math.Ceil(reset.Seconds())))
+	v[0] = strconv.Itoa(res.remaining)
+	v[1] = strconv.Itoa(int(math.Ceil(res.reset.Seconds())))
 	v[2] = `"default";r=` + v[0] + `;t=` + v[1]
+	limit := x.limitHeader
+	if tenant {
+		tr, tt := strconv.Itoa(tres.remaining), strconv.Itoa(int(math.Ceil(tres.reset.Seconds())))
+		v[2] += `, "tenant";r=` + tr + `;t=` + tt
+		if tres.remaining < res.remaining {
+			v[0], v[1], limit = tr, tt, x.tenantLimitHeader
+		}
+	}
 	h["Ratelimit-Policy"] = x.policyHeader
 	h["Ratelimit"] = v[2:3:3]
-	h["X-Ratelimit-Limit"] = x.limitHeader
+	h["X-Ratelimit-Limit"] = limit
 	h["X-Ratelimit-Remaining"] = v[0:1:1]
 	h["X-Ratelimit-Reset"] = v[1:2:2]
 }

@@ -21,6 +21,7 @@ type route struct {
 	name     string // "GET /api/v1/data/stocks/{symbol}"
 	id       string // short, Redis-safe form of name
 	limit    Limit
+	tenant   Limit // per tenant as well (zero: none)
 	failOpen bool
 	quota    int // daily
 	monthly  int // monthly quota
@@ -29,8 +30,9 @@ type route struct {
 	sla      *slaRoute
 	attrs    routeAttrs
 	// precomputed rate-limit header values
-	policyHeader []string
-	limitHeader  []string
+	policyHeader      []string
+	limitHeader       []string
+	tenantLimitHeader []string
 	// serve handles the request once the caller is admitted (proxy, or the gateway's own API).
 	serve func(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 }
@@ -47,6 +49,18 @@ func (g *Gateway) newRoute(rt Route) (*route, error) {
 	}
 	if x.limit.Burst <= 0 {
 		x.limit.Burst = x.limit.Rate
+	}
+	x.tenant = rt.TenantRateLimit
+	if x.tenant.zero() {
+		x.tenant = g.cfg.TenantRateLimit
+	}
+	if !x.tenant.zero() {
+		if x.tenant.Period <= 0 {
+			x.tenant.Period = x.limit.Period
+		}
+		if x.tenant.Burst <= 0 {
+			x.tenant.Burst = x.tenant.Rate
+		}
 	}
 	switch rt.OnLimiterDown {
 	case FailOpen:
@@ -70,6 +84,10 @@ func (g *Gateway) newRoute(rt Route) (*route, error) {
 	x.attrs = g.metrics.routeAttrs(x.name)
 	x.policyHeader = []string{`"default";q=` + strconv.Itoa(x.limit.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(x.limit.Period.Seconds())))}
 	x.limitHeader = []string{strconv.Itoa(x.limit.Rate)}
+	if !x.tenant.zero() {
+		x.policyHeader = []string{x.policyHeader[0] + `, "tenant";q=` + strconv.Itoa(x.tenant.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(x.tenant.Period.Seconds())))}
+		x.tenantLimitHeader = []string{strconv.Itoa(x.tenant.Rate)}
+	}
 	if rt.Function != "" {
 		x.up = g.upstreamFor(rt.Function)
 		x.serve = x.proxy

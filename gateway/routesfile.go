@@ -35,6 +35,7 @@ import (
 //	    cache_ttl: 30s
 //	    timeout: 2s
 //	    rate_limit: {rate: 10, burst: 20, period: 1s}
+//	    tenant_rate_limit: {rate: 50, burst: 100, period: 1s} # all of a tenant's callers together
 //	    daily_quota: 1000                     # per caller per UTC day
 //	    monthly_quota: 20000                  # per caller per UTC month
 //	    on_limiter_down: open                 # or closed
@@ -60,6 +61,7 @@ type FileRoute struct {
 	CacheTTL        *Duration    `json:"cache_ttl,omitempty"`
 	Timeout         *Duration    `json:"timeout,omitempty"`
 	RateLimit       *FileLimit   `json:"rate_limit,omitempty"`
+	TenantRateLimit *FileLimit   `json:"tenant_rate_limit,omitempty"`
 	DailyQuota      *int         `json:"daily_quota,omitempty"`
 	MonthlyQuota    *int         `json:"monthly_quota,omitempty"`
 	OnLimiterDown   *string      `json:"on_limiter_down,omitempty"` // open, closed or auto
@@ -153,7 +155,7 @@ func MergeRoutes(base []Route, f RoutesFile, known func(function string) bool) (
 		if fr.Remove {
 			if at < 0 {
 				bad("remove: no such route")
-			} else if fr.Function != "" || fr.Rewrite != "" || fr.Roles != nil || fr.RateLimit != nil || fr.RequestHeaders != nil || fr.ResponseHeaders != nil {
+			} else if fr.Function != "" || fr.Rewrite != "" || fr.Roles != nil || fr.RateLimit != nil || fr.TenantRateLimit != nil || fr.RequestHeaders != nil || fr.ResponseHeaders != nil {
 				bad("remove: takes no other field")
 			} else {
 				out = slices.Delete(out, at, at+1)
@@ -205,6 +207,12 @@ func MergeRoutes(base []Route, f RoutesFile, known func(function string) bool) (
 				bad("rate_limit: rate must be positive and burst not negative")
 			}
 			rt.RateLimit = Limit{Rate: l.Rate, Burst: l.Burst, Period: time.Duration(l.Period)}
+		}
+		if l := fr.TenantRateLimit; l != nil {
+			if l.Rate <= 0 || l.Burst < 0 {
+				bad("tenant_rate_limit: rate must be positive and burst not negative")
+			}
+			rt.TenantRateLimit = Limit{Rate: l.Rate, Burst: l.Burst, Period: time.Duration(l.Period)}
 		}
 		if fr.DailyQuota != nil {
 			if *fr.DailyQuota < 0 {

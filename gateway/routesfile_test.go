@@ -64,6 +64,7 @@ func TestRoutesFileRejectsBadFiles(t *testing.T) {
 		"cache on post":      {"routes:\n- {method: POST, path: /api/v1/ml/predict, cache_ttl: 10s}\n", "GET routes only"},
 		"bad fail mode":      {"routes:\n- {method: POST, path: /api/v1/ml/predict, on_limiter_down: maybe}\n", "open, closed or auto"},
 		"zero rate":          {"routes:\n- {method: POST, path: /api/v1/ml/predict, rate_limit: {rate: 0}}\n", "rate must be positive"},
+		"zero tenant rate":   {"routes:\n- {method: POST, path: /api/v1/ml/predict, tenant_rate_limit: {rate: 0}}\n", "tenant_rate_limit: rate must be positive"},
 		"negative monthly":   {"routes:\n- {method: POST, path: /api/v1/ml/predict, monthly_quota: -1}\n", "monthly_quota must not be negative"},
 		"composite function": {"routes:\n- {method: GET, path: '/api/v1/overview/{symbol}', function: data-stocks}\n", "aggregation"},
 		"not yaml":           {"routes: [", "routes file"},
@@ -101,6 +102,7 @@ routes:
     idempotent: true
     timeout: 2s
     rate_limit: {rate: 5, burst: 10, period: 1s}
+    tenant_rate_limit: {rate: 20, burst: 40, period: 1s}
     daily_quota: 100
     monthly_quota: 2000
     on_limiter_down: closed
@@ -120,7 +122,7 @@ routes:
 		t.Error("removed route still there")
 	}
 	r := find("GET", "/api/v1/quotes/{symbol}")
-	if r == nil || r.Timeout != 2*time.Second || r.RateLimit.Rate != 5 || r.DailyQuota != 100 || r.MonthlyQuota != 2000 || r.OnLimiterDown != gateway.FailClosed || r.Transform == nil || r.Transform.Rewrite != "/api/v1/data/stocks/{symbol}" {
+	if r == nil || r.Timeout != 2*time.Second || r.RateLimit.Rate != 5 || r.TenantRateLimit != (gateway.Limit{Rate: 20, Burst: 40, Period: time.Second}) || r.DailyQuota != 100 || r.MonthlyQuota != 2000 || r.OnLimiterDown != gateway.FailClosed || r.Transform == nil || r.Transform.Rewrite != "/api/v1/data/stocks/{symbol}" {
 		t.Errorf("added route: %+v", r)
 	}
 	if len(rs) != len(catalogRoutes()) {

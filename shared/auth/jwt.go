@@ -96,8 +96,14 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.JWKSURL == "" && !cfg.Discovery && !slices.Contains(cfg.Algorithms, "HS256") {
 		return nil, errors.New("auth: JWT needs a JWKS URL, OIDC discovery or HS256")
 	}
-	if cfg.Discovery && cfg.Issuer == "" {
-		return nil, errors.New("auth: OIDC discovery needs an issuer")
+	// Both are required: a verifier that skips iss accepts any issuer whose keys share the JWKS,
+	// and one that skips aud accepts a token the IdP issued for another application (token
+	// confusion).
+	if cfg.Issuer == "" {
+		return nil, errors.New("auth: JWT needs an issuer (JWT_ISSUER): tokens from any other issuer must be refused")
+	}
+	if len(cfg.Audience) == 0 {
+		return nil, errors.New("auth: JWT needs an audience (JWT_AUDIENCE): without it a token issued for another application would be accepted")
 	}
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 30 * time.Second
@@ -122,12 +128,7 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		jwt.WithValidMethods(cfg.Algorithms), jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() }), jwt.WithIssuedAt(),
 	}
-	if cfg.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
-	}
-	if len(cfg.Audience) > 0 {
-		opts = append(opts, jwt.WithAudience(cfg.Audience...))
-	}
+	opts = append(opts, jwt.WithIssuer(cfg.Issuer), jwt.WithAudience(cfg.Audience...))
 	v.parser = jwt.NewParser(opts...)
 	v.pre = jwt.NewValidator(opts...)
 	return v, nil

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,7 +242,7 @@ func TestHS256OnlyWhenConfigured(t *testing.T) {
 	if _, err := NewJWTVerifier(JWTConfig{Algorithms: []string{"HS256"}, HMACSecret: []byte("short")}); err == nil {
 		t.Fatal("HS256 with a short secret accepted")
 	}
-	v, err := NewJWTVerifier(JWTConfig{Algorithms: []string{"HS256"}, HMACSecret: secret, Audience: []string{"day-trade"}})
+	v, err := NewJWTVerifier(JWTConfig{Algorithms: []string{"HS256"}, HMACSecret: secret, Issuer: "x", Audience: []string{"day-trade"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +251,21 @@ func TestHS256OnlyWhenConfigured(t *testing.T) {
 	}
 	if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, "", claims("x", nil), []byte("another-secret-another-secret-xx"))); err == nil {
 		t.Fatal("HS256 with the wrong secret accepted")
+	}
+}
+
+// A verifier without an issuer or an audience to check is refused at start, not run lax.
+func TestJWTNeedsIssuerAndAudience(t *testing.T) {
+	base := JWTConfig{JWKSURL: "http://127.0.0.1:1/jwks", Issuer: "https://idp.test", Audience: []string{"day-trade"}}
+	if _, err := NewJWTVerifier(base); err != nil {
+		t.Fatalf("complete config refused: %v", err)
+	}
+	noIss, noAud := base, base
+	noIss.Issuer, noAud.Audience = "", nil
+	for name, cfg := range map[string]JWTConfig{"issuer": noIss, "audience": noAud} {
+		if _, err := NewJWTVerifier(cfg); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("config without %s: err %v, want one naming it", name, err)
+		}
 	}
 }
 
@@ -264,7 +280,7 @@ func FuzzJWTVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
 	f.Add("eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLy4uIn0.eyJleHAiOjF9.c2ln")
-	v, err := NewJWTVerifier(JWTConfig{JWKSURL: "http://127.0.0.1:1/jwks", Cooldown: time.Hour})
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: "http://127.0.0.1:1/jwks", Issuer: "https://idp.test", Audience: []string{"day-trade"}, Cooldown: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -123,6 +123,7 @@ type Report struct {
 	Command    string            `json:"command"`
 	Tools      map[string]string `json:"tools"`
 	LoadAvg    [2]string         `json:"loadavg_start_end"`
+	Minutes    float64           `json:"minutes"`
 	Setup      []string          `json:"setup"`
 	Throughput *Throughput       `json:"throughput,omitempty"`
 	Latency    *Latency          `json:"latency,omitempty"`
@@ -321,6 +322,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	rep.LoadAvg[1] = loadAvg()
+	rep.Minutes = time.Since(rep.Date).Minutes()
 	return write(o.out, rep)
 }
 

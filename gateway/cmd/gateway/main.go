@@ -55,10 +55,13 @@ type cfg struct {
 
 	APIKeyCacheTTL time.Duration `envconfig:"API_KEY_CACHE_TTL" default:"5s"`
 
-	RateLimit     int           `envconfig:"RATE_LIMIT" default:"100"`
-	RateBurst     int           `envconfig:"RATE_LIMIT_BURST" default:"200"`
-	RatePeriod    time.Duration `envconfig:"RATE_LIMIT_PERIOD" default:"1s"`
-	Replicas      int           `envconfig:"GATEWAY_REPLICAS" default:"1"`
+	RateLimit  int           `envconfig:"RATE_LIMIT" default:"100"`
+	RateBurst  int           `envconfig:"RATE_LIMIT_BURST" default:"200"`
+	RatePeriod time.Duration `envconfig:"RATE_LIMIT_PERIOD" default:"1s"`
+	Replicas   int           `envconfig:"GATEWAY_REPLICAS" default:"1"`
+	// TENANT_RATE_LIMIT (0 = none) limits all of a tenant's callers together on each route.
+	TenantRate    int           `envconfig:"TENANT_RATE_LIMIT" default:"0"`
+	TenantBurst   int           `envconfig:"TENANT_RATE_LIMIT_BURST" default:"0"`
 	DailyQuota    int           `envconfig:"DAILY_QUOTA" default:"0"`
 	MonthlyQuota  int           `envconfig:"MONTHLY_QUOTA" default:"0"`
 	RetryAttempts int           `envconfig:"RETRY_ATTEMPTS" default:"3"`
@@ -108,6 +111,9 @@ func (c cfg) Validate() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.RatePeriod <= 0 || c.Replicas <= 0 {
 		errs = append(errs, errors.New("RATE_LIMIT, RATE_LIMIT_BURST, RATE_LIMIT_PERIOD and GATEWAY_REPLICAS must be positive"))
+	}
+	if c.TenantRate < 0 || c.TenantBurst < 0 {
+		errs = append(errs, errors.New("TENANT_RATE_LIMIT and TENANT_RATE_LIMIT_BURST must not be negative"))
 	}
 	if _, err := gateway.ParseBalancePolicy(c.LBPolicy); err != nil {
 		errs = append(errs, fmt.Errorf("GATEWAY_LB_POLICY: %w", err))
@@ -199,6 +205,7 @@ func build(ctx context.Context, c *cfg, d runtime.Deps, stdout, stderr io.Writer
 		UpstreamTimeout: c.UpstreamTimeout,
 		RateLimit:       gateway.Limit{Rate: c.RateLimit, Burst: c.RateBurst, Period: c.RatePeriod},
 		Replicas:        c.Replicas,
+		TenantRateLimit: gateway.Limit{Rate: c.TenantRate, Burst: c.TenantBurst, Period: c.RatePeriod},
 		DailyQuota:      c.DailyQuota,
 		MonthlyQuota:    c.MonthlyQuota,
 		RetryAttempts:   c.RetryAttempts,
