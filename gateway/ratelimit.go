@@ -82,13 +82,12 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 	}
 	ctx := r.Context()
 	callerKey := func() string { return Keys.Key("rl", x.id, p.ID()) }
-	tenantKey := func() string { return Keys.Key("rl", x.id, "tenant", p.Tenant) }
 	res, err := l.take(ctx, x.limit, up, newLeaseKey(x, p), callerKey)
 	var tres leaseResult
 	tenant := false // the tenant's cell was asked
 	if err == nil && res.allowed && !x.tenant.zero() && p.Tenant != "" {
 		tenant = true
-		tres, err = l.take(ctx, x.tenant, up, leaseKey{route: x.id, kind: 't', id: p.Tenant}, tenantKey)
+		tres, err = l.take(ctx, x.tenant, up, leaseKey{route: x.id, kind: 't', id: p.Tenant}, func() string { return tenantKey(x, p) })
 	}
 	if err == nil && (x.quota > 0 || x.monthly > 0) && res.allowed && (!tenant || tres.allowed) {
 		qctx, cancel := context.WithTimeout(ctx, redisTimeout)
@@ -130,7 +129,7 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 		return false
 	}
 	if !l.localLimiter(callerKey(), x.limit).Allow() ||
-		(!x.tenant.zero() && p.Tenant != "" && !l.localLimiter(tenantKey(), x.tenant).Allow()) {
+		(!x.tenant.zero() && p.Tenant != "" && !l.localLimiter(tenantKey(x, p), x.tenant).Allow()) {
 		l.m.decision(ctx, x, decDegradedDeny)
 		tooMany(w, r, time.Second)
 		return false
@@ -138,6 +137,9 @@ func (l *limiter) admit(w http.ResponseWriter, r *http.Request, x *route, p *aut
 	l.m.decision(ctx, x, decDegradedAllow)
 	return true
 }
+
+// tenantKey names the tenant's cell on the route.
+func tenantKey(x *route, p *auth.Principal) string { return Keys.Key("rl", x.id, "tenant", p.Tenant) }
 
 // take decides one GCRA cell: from a lease when the limit allows batches (lease.go), else with
 // one Redis call bounded by redisTimeout. up false means Redis is known to be down.
