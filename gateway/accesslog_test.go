@@ -1,13 +1,12 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,29 +18,16 @@ import (
 	"github.com/day-trade/platform/shared/telemetry"
 )
 
-// lockedBuffer is an io.Writer the handler goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
+// accessLines decodes the JSON lines written to buf.
+func accessLines(t *testing.T, buf *syncBuffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
-		if len(line) == 0 {
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if line == "" {
 			continue
 		}
 		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("access line %q: %v", line, err)
 		}
 		out = append(out, m)
@@ -68,7 +54,7 @@ func TestAccessLogSaysUpstreamTime(t *testing.T) {
 	priv, _ := auth.GenerateInternalKey()
 	pk, _ := auth.ParsePrivateKey(priv)
 	keys := auth.NewKeyStore(rdb, gateway.Keys)
-	var buf lockedBuffer
+	var buf syncBuffer
 	g, err := gateway.New(gateway.Config{Namespace: "day-trade"}, defaultRoutes, gateway.Deps{
 		Log: telemetry.NewLogger(io.Discard, "info"), AccessLog: telemetry.NewLogger(&buf, "info"),
 		Transport: gateway.NewTransport(dial), Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk)})
@@ -100,7 +86,7 @@ func TestAccessLogSaysUpstreamTime(t *testing.T) {
 	if code := get(false); code != http.StatusUnauthorized {
 		t.Fatalf("request without a key: %d", code)
 	}
-	lines := buf.lines(t)
+	lines := accessLines(t, &buf)
 	if len(lines) != 2 {
 		t.Fatalf("%d access lines, want 2: %v", len(lines), lines)
 	}
