@@ -1,20 +1,16 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/day-trade/platform/gateway"
-	"github.com/day-trade/platform/shared/auth"
 	"github.com/day-trade/platform/shared/httpx"
 	"github.com/day-trade/platform/shared/redistest"
-	"github.com/day-trade/platform/shared/store"
 	"github.com/day-trade/platform/shared/telemetry"
 )
 
@@ -45,32 +41,13 @@ func TestAccessLogSaysUpstreamTime(t *testing.T) {
 		time.Sleep(delay)
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	})
-	rs := redistest.Start(t)
-	rdb, err := store.Open(rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	priv, _ := auth.GenerateInternalKey()
-	pk, _ := auth.ParsePrivateKey(priv)
-	keys := auth.NewKeyStore(rdb, gateway.Keys)
 	var buf syncBuffer
-	g, err := gateway.New(gateway.Config{Namespace: "day-trade"}, defaultRoutes, gateway.Deps{
-		Log: telemetry.NewLogger(io.Discard, "info"), AccessLog: telemetry.NewLogger(&buf, "info"),
-		Transport: gateway.NewTransport(dial), Redis: rdb, Keys: keys, Signer: auth.NewSigner(pk)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpx.RequestID(g))
-	t.Cleanup(srv.Close)
-	key, _, err := keys.Create(context.Background(), auth.KeySpec{Owner: "tester", Tenant: "t1", Roles: []string{"viewer"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHarnessWrapped(t, redistest.Start(t), dial, gateway.Config{}, nil, httpx.RequestID,
+		func(d *gateway.Deps) { d.AccessLog = telemetry.NewLogger(&buf, "info") })
 	get := func(withKey bool) int {
-		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/data/stocks/7203.T", nil)
+		req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/data/stocks/7203.T", nil)
 		if withKey {
-			req.Header.Set("X-API-Key", key)
+			req.Header.Set("X-API-Key", h.key)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

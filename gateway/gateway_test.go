@@ -63,7 +63,7 @@ func newHarnessOn(t testing.TB, rs *redistest.Server, dial string, cfg gateway.C
 
 // newHarnessWrapped serves the gateway through wrap (httpx.RequestID in most tests; the
 // runtime's handler where what it adds matters).
-func newHarnessWrapped(t testing.TB, rs *redistest.Server, dial string, cfg gateway.Config, routes []gateway.Route, wrap func(http.Handler) http.Handler) *harness {
+func newHarnessWrapped(t testing.TB, rs *redistest.Server, dial string, cfg gateway.Config, routes []gateway.Route, wrap func(http.Handler) http.Handler, deps ...func(*gateway.Deps)) *harness {
 	t.Helper()
 	rdb, err := store.Open(rs.URL())
 	if err != nil {
@@ -81,7 +81,11 @@ func newHarnessWrapped(t testing.TB, rs *redistest.Server, dial string, cfg gate
 	h := &harness{redis: rs, rdb: rdb, keys: auth.NewKeyStore(rdb, gateway.Keys), signer: auth.NewSigner(pk)}
 	h.keys.CacheTTL = 0 // every request asks Redis: revocation is immediate in tests
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := gateway.New(cfg, routes, gateway.Deps{Log: log, Transport: gateway.NewTransport(dial), Redis: rdb, Keys: h.keys, Signer: h.signer})
+	d := gateway.Deps{Log: log, Transport: gateway.NewTransport(dial), Redis: rdb, Keys: h.keys, Signer: h.signer}
+	for _, f := range deps {
+		f(&d)
+	}
+	g, err := gateway.New(cfg, routes, d)
 	if err != nil {
 		t.Fatal(err)
 	}
