@@ -65,14 +65,14 @@ func hasBody(r *http.Request) bool {
 func bodyError(err error, limit int64) *httpx.Error {
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
-		return &httpx.Error{Code: httpx.CodeTooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", min(limit, mb.Limit)), Err: err}
+		return tooLarge(min(limit, mb.Limit), err)
 	}
 	return &httpx.Error{Code: httpx.CodeInvalid, Message: "the request body could not be read to its end", Err: err}
 }
 
-// writeBodyTooLarge answers 413 as problem+json.
-func writeBodyTooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
-	httpx.WriteError(w, r, nil, httpx.Errorf(httpx.CodeTooLarge, "request body exceeds %d bytes", limit))
+// tooLarge is the 413 for a body over limit bytes.
+func tooLarge(limit int64, err error) *httpx.Error {
+	return &httpx.Error{Code: httpx.CodeTooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", limit), Err: err}
 }
 
 // clientBody is a request body streamed to a function. It remembers the first failure to read

@@ -37,31 +37,35 @@ type route struct {
 	serve func(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 }
 
+// pickLimit is the route's own limit, else the configured one, with the period defaulting
+// to period and the burst to the rate; zero stays zero (no limit).
+func pickLimit(own, configured Limit, period time.Duration) Limit {
+	l := own
+	if l.zero() {
+		l = configured
+	}
+	if l.zero() {
+		return Limit{}
+	}
+	if l.Period <= 0 {
+		l.Period = period
+	}
+	if l.Burst <= 0 {
+		l.Burst = l.Rate
+	}
+	return l
+}
+
+// policyItem is one item of the RateLimit-Policy header (IETF draft): name, quota, window.
+func policyItem(name string, l Limit) string {
+	return `"` + name + `";q=` + strconv.Itoa(l.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(l.Period.Seconds())))
+}
+
 func (g *Gateway) newRoute(rt Route) (*route, error) {
 	x := &route{Route: rt, g: g, name: rt.Method + " " + rt.Path}
 	x.id = routeID(x.name)
-	x.limit = rt.RateLimit
-	if x.limit.zero() {
-		x.limit = g.cfg.RateLimit
-	}
-	if x.limit.Period <= 0 {
-		x.limit.Period = time.Second
-	}
-	if x.limit.Burst <= 0 {
-		x.limit.Burst = x.limit.Rate
-	}
-	x.tenant = rt.TenantRateLimit
-	if x.tenant.zero() {
-		x.tenant = g.cfg.TenantRateLimit
-	}
-	if !x.tenant.zero() {
-		if x.tenant.Period <= 0 {
-			x.tenant.Period = x.limit.Period
-		}
-		if x.tenant.Burst <= 0 {
-			x.tenant.Burst = x.tenant.Rate
-		}
-	}
+	x.limit = pickLimit(rt.RateLimit, g.cfg.RateLimit, time.Second)
+	x.tenant = pickLimit(rt.TenantRateLimit, g.cfg.TenantRateLimit, x.limit.Period)
 	switch rt.OnLimiterDown {
 	case FailOpen:
 		x.failOpen = true
@@ -82,12 +86,13 @@ func (g *Gateway) newRoute(rt Route) (*route, error) {
 	}
 	x.sla = g.sla.route(x.name)
 	x.attrs = g.metrics.routeAttrs(x.name)
-	x.policyHeader = []string{`"default";q=` + strconv.Itoa(x.limit.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(x.limit.Period.Seconds())))}
+	policy := policyItem("default", x.limit)
 	x.limitHeader = []string{strconv.Itoa(x.limit.Rate)}
 	if !x.tenant.zero() {
-		x.policyHeader = []string{x.policyHeader[0] + `, "tenant";q=` + strconv.Itoa(x.tenant.Rate) + `;w=` + strconv.Itoa(int(math.Ceil(x.tenant.Period.Seconds())))}
+		policy += ", " + policyItem("tenant", x.tenant)
 		x.tenantLimitHeader = []string{strconv.Itoa(x.tenant.Rate)}
 	}
+	x.policyHeader = []string{policy}
 	if rt.Function != "" {
 		x.up = g.upstreamFor(rt.Function)
 		x.serve = x.proxy

@@ -67,7 +67,7 @@ func (s *security) admit(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if r.ContentLength > s.maxBody {
-		writeBodyTooLarge(w, r, s.maxBody)
+		httpx.WriteError(w, r, nil, tooLarge(s.maxBody, nil))
 		return false
 	}
 	for _, k := range auth.IdentityHeaders {
