@@ -1,10 +1,10 @@
 package main
 
 import (
-	"os"
+	"math"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 // The gateway's garbage collector settings, used when the environment leaves them unset.
@@ -56,23 +56,13 @@ func applyGCDefaults(gogc, memLimit string, containerLimit func() (int64, bool))
 	return s
 }
 
-// cgroupMemoryLimit reads the container's memory limit: cgroup v2 memory.max, else cgroup v1
-// memory.limit_in_bytes. No file, "max", or v1's near-2^63 "unlimited" mean no limit.
+// cgroupMemoryLimit is the container's memory limit as automemlimit reads it (cgroup v2 or
+// v1, found from /proc/self/mountinfo and /proc/self/cgroup, the tightest limit up the
+// hierarchy); no cgroup, no limit, or v1's "unlimited" sentinel report false.
 func cgroupMemoryLimit() (int64, bool) {
-	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		return parseMemoryLimit(string(b))
-	}
-	return 0, false
-}
-
-func parseMemoryLimit(s string) (int64, bool) {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 || n >= 1<<60 {
+	n, err := memlimit.FromCgroup()
+	if err != nil || n == 0 || n > math.MaxInt64 {
 		return 0, false
 	}
-	return n, true
+	return int64(n), true
 }

@@ -6,27 +6,6 @@ import (
 	"testing"
 )
 
-func TestParseMemoryLimit(t *testing.T) {
-	for name, tc := range map[string]struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		"cgroup v2 limit":     {"536870912\n", 536870912, true},
-		"cgroup v2 unlimited": {"max\n", 0, false},
-		"cgroup v1 unlimited": {"9223372036854771712\n", 0, false},
-		"empty":               {"", 0, false},
-		"zero":                {"0", 0, false},
-	} {
-		t.Run(name, func(t *testing.T) {
-			got, ok := parseMemoryLimit(tc.in)
-			if got != tc.want || ok != tc.ok {
-				t.Fatalf("parseMemoryLimit(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}
-
 func TestApplyGCDefaults(t *testing.T) {
 	prevPercent, prevLimit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
 	t.Cleanup(func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) })
