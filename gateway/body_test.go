@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,15 +187,8 @@ func TestOversizedBodiesLeaveTheBreakerClosed(t *testing.T) {
 		t.Run(chain, func(t *testing.T) {
 			var rc received
 			dial := upstream(t, rc.handler)
-			var mu sync.Mutex
-			var changes []string
-			cfg := gateway.Config{MaxBodyBytes: testBodyLimit}
-			cfg.Breaker = resilience.BreakerSettings{MinRequests: 5, OpenFor: time.Minute,
-				OnStateChange: func(name string, from, to resilience.State) {
-					mu.Lock()
-					changes = append(changes, name+": "+from.String()+" → "+to.String())
-					mu.Unlock()
-				}}
+			var bc breakerChanges
+			cfg := gateway.Config{MaxBodyBytes: testBodyLimit, Breaker: bc.settings(5)}
 			h := newHarnessWrapped(t, rs, dial, cfg, nil, wrap)
 			for i := range 50 {
 				path, method := "/api/v1/orders", "POST"
@@ -210,9 +204,7 @@ func TestOversizedBodiesLeaveTheBreakerClosed(t *testing.T) {
 			if calls := rc.snapshot(); len(calls) != 1 || string(calls[0].body) != `{"qty":100}` {
 				t.Fatalf("the function received %d calls; want only the normal one", len(calls))
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(changes) != 0 {
+			if changes := bc.list(); len(changes) != 0 {
 				t.Fatalf("breaker changed state: %v", changes)
 			}
 		})
@@ -232,15 +224,8 @@ func TestAbortedBodyIsNotAnUpstreamFailure(t *testing.T) {
 		}
 		rc.handler(w, r)
 	})
-	var mu sync.Mutex
-	var changes []string
-	cfg := gateway.Config{MaxBodyBytes: testBodyLimit}
-	cfg.Breaker = resilience.BreakerSettings{MinRequests: 3, OpenFor: time.Minute,
-		OnStateChange: func(name string, from, to resilience.State) {
-			mu.Lock()
-			changes = append(changes, name+": "+from.String()+" → "+to.String())
-			mu.Unlock()
-		}}
+	var bc breakerChanges
+	cfg := gateway.Config{MaxBodyBytes: testBodyLimit, Breaker: bc.settings(3)}
 	h := newHarness(t, dial, cfg, nil)
 	addr := strings.TrimPrefix(h.srv.URL, "http://")
 	const aborted = 10
@@ -273,9 +258,29 @@ func TestAbortedBodyIsNotAnUpstreamFailure(t *testing.T) {
 	if resp := send(t, h.srv.URL, "POST", "/api/v1/orders", h.key, []byte(`{"qty":1}`), false); resp.StatusCode != 200 {
 		t.Fatalf("normal request after the aborted ones: %d", resp.StatusCode)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(changes) != 0 {
+	if changes := bc.list(); len(changes) != 0 {
 		t.Fatalf("breaker changed state: %v", changes)
 	}
+}
+
+// breakerChanges records an upstream breaker's state changes.
+type breakerChanges struct {
+	mu      sync.Mutex
+	changes []string
+}
+
+// settings are breaker settings that open after minRequests and report to bc.
+func (bc *breakerChanges) settings(minRequests uint32) resilience.BreakerSettings {
+	return resilience.BreakerSettings{MinRequests: minRequests, OpenFor: time.Minute,
+		OnStateChange: func(name string, from, to resilience.State) {
+			bc.mu.Lock()
+			bc.changes = append(bc.changes, name+": "+from.String()+" → "+to.String())
+			bc.mu.Unlock()
+		}}
+}
+
+func (bc *breakerChanges) list() []string {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return slices.Clone(bc.changes)
 }
